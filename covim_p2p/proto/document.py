@@ -1,0 +1,186 @@
+"""The session's pycrdt document: local edits in, remote edits out, causal delivery.
+
+Rules:
+
+* One ``Y.Text`` named ``content`` holds the buffer as ``"\\n".join(lines)``;
+  indices are UTF-8 bytes (pycrdt 0.14.13, pinned; a test pins the unit).
+* Every local transaction produces an update message carrying the sender's
+  state vector from just before it (its *dependencies*).  A receiver applies
+  an update only once its own state vector covers those dependencies, and
+  holds it back until then: pycrdt diverges on out-of-causal-order updates
+  (DESIGN.md section 3), so we never let it see one.  Per-link in-order
+  delivery (channel.py) covers a sender's own updates; this covers updates
+  that depend on a third peer's edits arriving by another path.
+* State-vector sync (SyncStep1/SyncStep2) is always safe to apply and heals
+  anything the held-back queue waits for.
+* Remote changes are observed without calling out (we may be inside a
+  pycrdt transaction): they are queued as TextEdits for the editor to take.
+* Large inserts are cut into bounded transactions (big single transactions
+  are slow in pycrdt, and bounded updates interleave with other traffic).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pycrdt import Assoc, Awareness, Doc, StickyIndex, Text
+
+from ..editor.edits import TextEdit, delta_to_edits
+from .codec import DecodeError, Reader
+
+LOCAL = "covim-local"
+TEXT_NAME = "content"
+MAX_INSERT_CHUNK = 64 * 1024
+MAX_HELD_BACK = 10_000
+
+
+def decode_state_vector_untrusted(sv: bytes) -> dict[int, int]:
+    r = Reader(sv)
+    n = r.uint()
+    if n > 1_000_000:
+        raise DecodeError(f"state vector claims {n} clients")
+    out: dict[int, int] = {}
+    for _ in range(n):
+        client = r.uint()
+        out[client] = r.uint()
+    return out
+
+
+def covers(have: dict[int, int], need: dict[int, int]) -> bool:
+    return all(have.get(client, 0) >= clock for client, clock in need.items())
+
+
+def _split_utf8(text: str, limit: int) -> list[str]:
+    """Cut text into pieces of at most ~limit UTF-8 bytes, never inside a character."""
+    if len(text) * 4 <= limit:
+        return [text]
+    pieces, start, size = [], 0, 0
+    for i, ch in enumerate(text):
+        n = len(ch.encode("utf-8")) if ord(ch) > 0x7F else 1
+        if size + n > limit:
+            pieces.append(text[start:i])
+            start, size = i, 0
+        size += n
+    pieces.append(text[start:])
+    return pieces
+
+
+class ClockedAwareness(Awareness):
+    """pycrdt's Awareness reads time.time(); ours takes the clock from the machine."""
+
+    def __init__(self, doc: Doc) -> None:
+        self.now_ms = 0
+        super().__init__(doc)
+
+    def _get_time(self) -> int:
+        return self.now_ms
+
+
+class SharedDocument:
+    def __init__(self, client_id: int, initial_text: str = "") -> None:
+        self.doc: Doc = Doc(client_id=client_id)
+        self.text: Text = self.doc.get(TEXT_NAME, type=Text)
+        self.awareness = ClockedAwareness(self.doc)
+        self._remote_edits: list[TextEdit] = []
+        self._held_back: list[tuple[dict[int, int], bytes]] = []
+        self.held_back_dropped = 0
+        self._sub = self.text.integrated.observe(self._on_text_event)
+        if initial_text:
+            self.local_edits([TextEdit(0, 0, initial_text)])
+
+    @property
+    def client_id(self) -> int:
+        return self.doc.client_id
+
+    def __str__(self) -> str:
+        return str(self.text)
+
+    def byte_len(self) -> int:
+        return len(self.text)
+
+    # ---- local side ------------------------------------------------------
+
+    def local_edits(self, edits: list[TextEdit]) -> list[tuple[bytes, bytes]]:
+        """Apply the editor's edits; returns (dependencies, update) pairs to broadcast."""
+        out: list[tuple[bytes, bytes]] = []
+        for edit in edits:
+            length = len(self.text)
+            if edit.offset < 0 or edit.delete < 0 or edit.offset + edit.delete > length:
+                raise ValueError(f"edit {edit.offset}+{edit.delete} outside a text of {length} bytes")
+            pieces = _split_utf8(edit.insert, MAX_INSERT_CHUNK) if edit.insert else []
+            offset = edit.offset
+            for i, piece in enumerate(pieces or [""]):
+                before = self.doc.get_state()
+                with self.doc.transaction(origin=LOCAL):
+                    if i == 0 and edit.delete:
+                        del self.text[offset : offset + edit.delete]
+                    if piece:
+                        self.text.insert(offset, piece)
+                offset += len(piece.encode("utf-8"))
+                out.append((before, self.doc.get_update(before)))
+        return out
+
+    # ---- remote side -----------------------------------------------------
+
+    def _on_text_event(self, event: Any) -> None:
+        if event.transaction.origin() is None:  # remote: local edits already are in the buffer
+            self._remote_edits.extend(delta_to_edits(event.delta))
+
+    def take_remote_edits(self) -> list[TextEdit]:
+        edits, self._remote_edits = self._remote_edits, []
+        return edits
+
+    def state_vector(self) -> bytes:
+        return self.doc.get_state()
+
+    def diff_since(self, state_vector: bytes) -> bytes:
+        decode_state_vector_untrusted(state_vector)  # pycrdt panics on garbage
+        return self.doc.get_update(state_vector)
+
+    def apply_sync(self, update: bytes) -> None:
+        """SyncStep2 content: complete relative to our state, so apply at once."""
+        if update != b"\x00\x00":
+            self.doc.apply_update(update)
+        self._release_held_back()
+
+    def receive_update(self, dependencies: bytes, update: bytes) -> None:
+        need = decode_state_vector_untrusted(dependencies)
+        if not self._held_back and covers(self._have(), need):
+            self.doc.apply_update(update)
+            return
+        if len(self._held_back) >= MAX_HELD_BACK:
+            # Far behind: forget the queue; the next state-vector sync fetches it all.
+            self.held_back_dropped += len(self._held_back)
+            self._held_back.clear()
+        self._held_back.append((need, update))
+        self._release_held_back()
+
+    def waiting_updates(self) -> int:
+        return len(self._held_back)
+
+    def _have(self) -> dict[int, int]:
+        return decode_state_vector_untrusted(self.doc.get_state())
+
+    def _release_held_back(self) -> None:
+        progress = True
+        while self._held_back and progress:
+            progress = False
+            have = self._have()
+            for i, (need, update) in enumerate(self._held_back):
+                if covers(have, need):
+                    del self._held_back[i]
+                    self.doc.apply_update(update)
+                    progress = True
+                    break
+
+    # ---- cursors ---------------------------------------------------------
+
+    def sticky(self, offset: int) -> dict:
+        offset = max(0, min(offset, len(self.text)))
+        return StickyIndex.new(self.text, offset, Assoc.AFTER).to_json()
+
+    def resolve_sticky(self, data: Any) -> int | None:
+        try:
+            return StickyIndex.from_json(data, self.text).get_index()
+        except Exception:
+            return None

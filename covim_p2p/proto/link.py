@@ -1,0 +1,63 @@
+"""State of our connection to one other peer: probing, then up.
+
+A link probes with HELLO (backing off 50 ms -> 1 s) until any datagram comes
+back, and then carries a reliable channel.  It always answers the address a
+packet really came from (peer-reflexive), which is what later hole punching
+relies on.  An up link pings every ``PING_INTERVAL`` for RTT and liveness and
+is declared dead after ``LINK_TIMEOUT`` of silence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .channel import ReliableChannel
+from .framing import Addr
+
+PROBE_FIRST = 0.05
+PROBE_MAX = 1.0
+PROBE_TIMEOUT = 30.0
+PING_INTERVAL = 1.0
+LINK_TIMEOUT = 10.0
+RESYNC_INTERVAL = 5.0
+
+
+@dataclass
+class Link:
+    peer_id: int
+    name: str
+    addr: Addr
+    created: float
+    up: bool = False
+    channel: ReliableChannel = field(default_factory=ReliableChannel)
+    last_rx: float = 0.0
+    next_hello: float = 0.0
+    hello_interval: float = PROBE_FIRST
+    hello_reply_due: bool = False
+    next_ping: float = 0.0
+    ping_nonce: int = 0
+    ping_sent_at: float | None = None
+    ping_due: bool = False
+    rtt: float | None = None
+    next_resync: float = 0.0
+    client_ids: set[int] = field(default_factory=set)
+    pongs_due: list[int] = field(default_factory=list)
+
+    def deadline(self) -> float:
+        """When this link gives up: probing too long, or silent too long."""
+        return self.last_rx + LINK_TIMEOUT if self.up else self.created + PROBE_TIMEOUT
+
+    def next_wakeup(self) -> float:
+        times = [self.deadline()]
+        if self.up:
+            times += [self.next_ping, self.next_resync]
+            t = self.channel.get_timer()
+            if t is not None:
+                times.append(t)
+        else:
+            times.append(self.next_hello)
+        return min(times)
+
+    def rtt_ms(self) -> float | None:
+        rtt = self.rtt if self.rtt is not None else self.channel.srtt
+        return None if rtt is None else round(rtt * 1000, 3)

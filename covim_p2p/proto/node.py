@@ -1,0 +1,425 @@
+"""One peer of the mesh: joins through the introducer, links to every other peer, syncs the document.
+
+Rules of the machine:
+
+* ``joining``: JOIN goes to every introducer address in the token with
+  backoff; WELCOME -> ``joined``; REJECT or ``JOIN_TIMEOUT`` -> ``failed``
+  with a sentence for the user.  A host is ``joined`` from the start (its
+  introducer is in-process).
+* ``joined``: every member the introducer names gets a link (link.py).  JOIN
+  is repeated every ``REFRESH_INTERVAL`` as keepalive; if the introducer is
+  gone nothing else changes: links carry the session.
+* A link that comes up exchanges SyncStep1 (and answers SyncStep2) and our
+  awareness state; SyncStep1 is repeated every ``RESYNC_INTERVAL``.
+* Local edits become UPDATE messages on every up link; a link that comes up
+  later catches up through the state-vector sync.
+* Peer datagrams from a peer we have no link to are answered with BYE unless
+  they carry HELLO (a new link), so a stale link is torn down and rebuilt.
+* ``left``/``failed`` are final.
+
+No clock, no sockets: ``now`` is passed in, datagrams go out through
+``datagrams_to_send``.  Inputs from the editor are ``local_edits`` and
+``set_cursor``; outputs for the editor are ``next_event()``,
+``document.take_remote_edits()`` and ``cursors()``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from ..editor.edits import TextEdit
+from .channel import ChannelError
+from .codec import DecodeError
+from .document import SharedDocument
+from .framing import (HEADER_LEN, KIND_PEER, KIND_RENDEZVOUS, MAX_DATAGRAM, Ack, Addr, Bye, Data, Frame, Hello,
+                      Ping, Pong, decode_datagram_untrusted, decode_frames_untrusted, encode_datagram, encode_frames)
+from .link import PING_INTERVAL, PROBE_MAX, RESYNC_INTERVAL, Link
+from .messages import (AwarenessUpdate, SessionMessage, SyncStep1, SyncStep2, Update,
+                       decode_session_message_untrusted, encode_session_message)
+from .rendezvous import Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, Welcome, \
+    decode_message_untrusted, encode_message
+from .token import SessionToken
+
+JOIN_TIMEOUT = 10.0
+JOIN_RETRY_FIRST = 0.25
+REFRESH_INTERVAL = 5.0
+AWARENESS_RENEW = 15.0
+AWARENESS_OUTDATED = 30.0
+BODY_BUDGET = MAX_DATAGRAM - HEADER_LEN
+
+
+@dataclass(frozen=True)
+class Joined:
+    pass
+
+
+@dataclass(frozen=True)
+class JoinFailed:
+    reason: str
+
+
+@dataclass(frozen=True)
+class PeerUp:
+    peer_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class PeerDown:
+    peer_id: int
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something the user should hear about once; the session goes on."""
+    text: str
+
+
+Event = Joined | JoinFailed | PeerUp | PeerDown | Problem
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    return isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit))
+
+
+class PeerNode:
+    def __init__(self, *, name: str, token: SessionToken, peer_id: int, client_id: int,
+                 now: float, initial_text: str = "", introducer: Introducer | None = None) -> None:
+        self.name = name
+        self.token = token
+        self.peer_id = peer_id
+        self.document = SharedDocument(client_id, initial_text)
+        self.links: dict[int, Link] = {}
+        self.state = "joining"
+        self.dropped = 0
+        self._now = now
+        self._events: deque[Event] = deque()
+        self._out: list[tuple[bytes, Addr]] = []
+        self._introducer_addr: Addr | None = None
+        self._join_started = now
+        self._join_interval = JOIN_RETRY_FIRST
+        self._next_join = now
+        self._cursor: tuple[int, int] | None = None
+        self._awareness_dirty = True
+        self._next_awareness = now + AWARENESS_RENEW
+        self.remote_cursors_changed = False
+        self._set_awareness(now)
+        if introducer is not None:  # we are the host: the introducer lives beside us
+            introducer.add_local_member(peer_id, name)
+            self._introducer_addr = token.addrs[0]
+            self.state = "joined"
+            self._next_join = float("inf")
+            self._events.append(Joined())
+
+    # ---- editor inputs -----------------------------------------------------
+
+    def local_edits(self, edits: list[TextEdit], now: float) -> None:
+        self._now = now
+        for deps, update in self.document.local_edits(edits):
+            self._broadcast(Update(deps, update))
+
+    def set_cursor(self, anchor: int, head: int, now: float) -> None:
+        if self._cursor != (anchor, head):
+            self._cursor = (anchor, head)
+            self._set_awareness(now)
+
+    def _set_awareness(self, now: float) -> None:
+        aw = self.document.awareness
+        aw.now_ms = int(now * 1000)
+        state: dict[str, Any] = {"user": {"name": self.name}}
+        if self._cursor is not None:
+            state["cursor"] = {"anchor": self.document.sticky(self._cursor[0]),
+                               "head": self.document.sticky(self._cursor[1])}
+        aw.set_local_state(state)
+        self._awareness_dirty = True
+
+    def leave(self, now: float) -> None:
+        if self.state in ("left", "failed"):
+            return
+        self._now = now
+        for link in self.links.values():
+            body = encode_frames([Bye("left the session")])
+            for _ in range(2):
+                self._out.append((encode_datagram(KIND_PEER, self.token.session, self.peer_id, body), link.addr))
+        if self._introducer_addr is not None:
+            self._send_rendezvous(Leave(), self._introducer_addr)
+        self.links.clear()
+        self.state = "left"
+
+    # ---- editor outputs ----------------------------------------------------
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def cursors(self) -> list[tuple[int, str, int | None, int | None]]:
+        """(client id, name, anchor, head) of every other peer with a known state."""
+        out = []
+        own = self.document.client_id
+        for client_id, state in self.document.awareness.states.items():
+            if client_id == own or not isinstance(state, dict):
+                continue
+            user = state.get("user") or {}
+            name = str(user.get("name", "?"))[:64] if isinstance(user, dict) else "?"
+            cursor = state.get("cursor")
+            anchor = head = None
+            if isinstance(cursor, dict):
+                anchor = self.document.resolve_sticky(cursor.get("anchor"))
+                head = self.document.resolve_sticky(cursor.get("head"))
+            out.append((client_id, name, anchor, head))
+        return out
+
+    def peers_status(self) -> list[dict[str, Any]]:
+        return [{"name": link.name, "addr": f"{link.addr[0]}:{link.addr[1]}", "path": "direct",
+                 "rtt_ms": link.rtt_ms(), "up": link.up}
+                for link in self.links.values()]
+
+    # ---- network inputs ----------------------------------------------------
+
+    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
+        self._now = now
+        try:
+            header, body = decode_datagram_untrusted(data)
+            if header.session != self.token.session or header.sender == self.peer_id:
+                raise DecodeError("not for this session")
+            if header.kind == KIND_RENDEZVOUS:
+                if header.sender != Introducer.ID or (addr not in self.token.addrs and addr != self._introducer_addr):
+                    raise DecodeError("rendezvous message not from our introducer")
+                self._on_rendezvous(decode_message_untrusted(body), addr, now)
+            else:
+                self._on_peer_datagram(header.sender, decode_frames_untrusted(body), addr, now)
+        except DecodeError:
+            self.dropped += 1
+
+    def on_local_rendezvous(self, msg: Message) -> None:
+        """The host's in-process introducer talks to us here."""
+        self._on_rendezvous(msg, self._introducer_addr or self.token.addrs[0], self._now)
+
+    def _on_rendezvous(self, msg: Message, addr: Addr, now: float) -> None:
+        if self.state in ("left", "failed"):
+            return
+        if isinstance(msg, Welcome):
+            if self.state == "joining":
+                self.state = "joined"
+                self._introducer_addr = addr
+                self._next_join = now + REFRESH_INTERVAL
+                self._events.append(Joined())
+            for member in msg.members:
+                self._ensure_link(member, addr, now)
+        elif isinstance(msg, PeerJoined):
+            self._ensure_link(msg.member, addr, now)
+        elif isinstance(msg, Reject):
+            if self.state == "joining":
+                self.state = "failed"
+                self._events.append(JoinFailed(f"the host refused: {msg.reason}"))
+            else:
+                self._events.append(Problem(f"the introducer says: {msg.reason}"))
+        elif isinstance(msg, PeerLeft):
+            pass  # links decide for themselves: the mesh does not depend on the introducer
+        else:
+            self.dropped += 1
+
+    def _ensure_link(self, member: Member, introducer_addr: Addr, now: float) -> Link | None:
+        if member.peer_id == self.peer_id:
+            return None
+        link = self.links.get(member.peer_id)
+        if link is None:
+            link = Link(member.peer_id, member.name, member.addr or introducer_addr, created=now,
+                        next_hello=now, last_rx=now)
+            self.links[member.peer_id] = link
+        return link
+
+    def _on_peer_datagram(self, sender: int, frames: list[Frame], addr: Addr, now: float) -> None:
+        if self.state != "joined":
+            self.dropped += 1
+            return
+        link = self.links.get(sender)
+        if link is None:
+            hello = next((f for f in frames if isinstance(f, Hello)), None)
+            if hello is None:
+                if not any(isinstance(f, Bye) for f in frames):
+                    self._send_frames([Bye("no such link")], addr)
+                self.dropped += 1
+                return
+            link = self._ensure_link(Member(sender, hello.name[:64], addr), addr, now)
+            assert link is not None
+        link.addr = addr
+        link.last_rx = now
+        if not link.up:
+            self._link_up(link, now)
+        for frame in frames:
+            if isinstance(frame, Data):
+                try:
+                    link.channel.on_data(frame)
+                except ChannelError as exc:
+                    self._drop_link(link, f"protocol error: {exc}")
+                    return
+            elif isinstance(frame, Ack):
+                link.channel.on_ack(frame, now)
+            elif isinstance(frame, Hello):
+                link.name = link.name or frame.name
+                link.hello_reply_due = link.hello_reply_due or frame.reply
+            elif isinstance(frame, Ping):
+                link.pongs_due.append(frame.nonce)
+            elif isinstance(frame, Pong):
+                if frame.nonce == link.ping_nonce and link.ping_sent_at is not None:
+                    link.rtt = now - link.ping_sent_at
+                    link.ping_sent_at = None
+            elif isinstance(frame, Bye):
+                self._drop_link(link, "left the session" if frame.reason == "left the session" else frame.reason)
+                return
+        while (raw := link.channel.next_message()) is not None:
+            try:
+                self._on_session_message(link, decode_session_message_untrusted(raw), now)
+            except DecodeError as exc:
+                self._drop_link(link, f"sent a malformed message ({exc})")
+                return
+            except BaseException as exc:  # pycrdt panics are BaseExceptions; never let one escape
+                if _is_fatal(exc):
+                    raise
+                self._events.append(Problem(f"could not apply {link.name}'s change ({type(exc).__name__}: {exc}); resyncing"))
+                link.channel.send(encode_session_message(SyncStep1(self.document.state_vector())))
+
+    def _link_up(self, link: Link, now: float) -> None:
+        link.up = True
+        link.hello_reply_due = True
+        link.next_ping = now + PING_INTERVAL
+        link.next_resync = now + RESYNC_INTERVAL
+        link.channel.send(encode_session_message(SyncStep1(self.document.state_vector())))
+        link.channel.send(encode_session_message(AwarenessUpdate(self._own_awareness())))
+        self._events.append(PeerUp(link.peer_id, link.name))
+
+    def _on_session_message(self, link: Link, msg: SessionMessage, now: float) -> None:
+        doc = self.document
+        if isinstance(msg, Update):
+            doc.receive_update(msg.dependencies, msg.update)
+        elif isinstance(msg, SyncStep1):
+            link.channel.send(encode_session_message(SyncStep2(doc.diff_since(msg.state_vector))))
+        elif isinstance(msg, SyncStep2):
+            doc.apply_sync(msg.update)
+        elif isinstance(msg, AwarenessUpdate):
+            doc.awareness.now_ms = int(now * 1000)
+            before = set(doc.awareness.states)
+            doc.awareness.apply_awareness_update(msg.update, link.peer_id)
+            link.client_ids |= set(doc.awareness.states) - before - {doc.client_id}
+            self.remote_cursors_changed = True
+
+    def _drop_link(self, link: Link, reason: str) -> None:
+        if self.links.pop(link.peer_id, None) is None:
+            return
+        gone = [c for c in link.client_ids if c in self.document.awareness.states]
+        if gone:
+            self.document.awareness.remove_awareness_states(gone, "peer left")
+            self.remote_cursors_changed = True
+        self._events.append(PeerDown(link.peer_id, link.name, reason))
+
+    # ---- timers --------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        if self.state in ("left", "failed"):
+            return None
+        times = [link.next_wakeup() for link in self.links.values()]
+        times.append(self._next_join)
+        if self.state == "joining":
+            times.append(self._join_started + JOIN_TIMEOUT)
+        times.append(self._next_awareness)
+        return min(times)
+
+    def handle_timer(self, now: float) -> None:
+        self._now = now
+        if self.state in ("left", "failed"):
+            return
+        if self.state == "joining" and now >= self._join_started + JOIN_TIMEOUT:
+            self.state = "failed"
+            where = ", ".join(f"{a[0]}:{a[1]}" for a in self.token.addrs)
+            self._events.append(JoinFailed(f"no answer from the host at {where} after {JOIN_TIMEOUT:.0f} s"))
+            return
+        if now >= self._next_join:
+            for addr in ([self._introducer_addr] if self._introducer_addr else self.token.addrs):
+                self._send_rendezvous(Join(self.token.secret, self.name), addr)
+            if self.state == "joining":
+                self._next_join = now + self._join_interval
+                self._join_interval = min(self._join_interval * 2, 2.0)
+            else:
+                self._next_join = now + REFRESH_INTERVAL
+        if now >= self._next_awareness:
+            self._set_awareness(now)
+            self._next_awareness = now + AWARENESS_RENEW
+            self._expire_awareness(now)
+        for link in list(self.links.values()):
+            if now >= link.deadline():
+                self._drop_link(link, "stopped answering" if link.up else
+                                f"could not be reached at {link.addr[0]}:{link.addr[1]}")
+            elif link.up:
+                link.channel.handle_timer(now)
+                if now >= link.next_ping:
+                    link.ping_nonce += 1
+                    link.ping_sent_at = now
+                    link.ping_due = True
+                    link.next_ping = now + PING_INTERVAL
+                if now >= link.next_resync:
+                    link.channel.send(encode_session_message(SyncStep1(self.document.state_vector())))
+                    link.next_resync = now + RESYNC_INTERVAL
+            elif now >= link.next_hello:
+                link.hello_reply_due = True  # send a probe
+                link.next_hello = now + link.hello_interval
+                link.hello_interval = min(link.hello_interval * 2, PROBE_MAX)
+
+    def _expire_awareness(self, now: float) -> None:
+        aw = self.document.awareness
+        stale = [c for c, meta in aw.meta.items()
+                 if c != aw.client_id and c in aw.states and now * 1000 - meta["lastUpdated"] >= AWARENESS_OUTDATED * 1000]
+        if stale:
+            aw.remove_awareness_states(stale, "timeout")
+            self.remote_cursors_changed = True
+
+    # ---- network outputs -----------------------------------------------------
+
+    def _own_awareness(self) -> bytes:
+        return self.document.awareness.encode_awareness_update([self.document.client_id])
+
+    def _broadcast(self, msg: SessionMessage) -> None:
+        raw = encode_session_message(msg)
+        for link in self.links.values():
+            if link.up:
+                link.channel.send(raw)
+
+    def _send_rendezvous(self, msg: Message, addr: Addr) -> None:
+        self._out.append((encode_datagram(KIND_RENDEZVOUS, self.token.session, self.peer_id, encode_message(msg)), addr))
+
+    def _send_frames(self, frames: list[Frame], addr: Addr) -> None:
+        body = bytearray()
+        for frame in frames:
+            encoded = encode_frames([frame])
+            if body and len(body) + len(encoded) > BODY_BUDGET:
+                self._out.append((encode_datagram(KIND_PEER, self.token.session, self.peer_id, bytes(body)), addr))
+                body = bytearray()
+            body += encoded
+        if body:
+            self._out.append((encode_datagram(KIND_PEER, self.token.session, self.peer_id, bytes(body)), addr))
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
+        self._now = now
+        if self._awareness_dirty and self.state == "joined":
+            self._awareness_dirty = False
+            self._broadcast(AwarenessUpdate(self._own_awareness()))
+        for link in self.links.values():
+            frames: list[Frame] = []
+            if link.hello_reply_due:
+                frames.append(Hello(self.name, self.document.client_id, not link.up))
+                link.hello_reply_due = False
+            for nonce in link.pongs_due:
+                frames.append(Pong(nonce))
+            link.pongs_due.clear()
+            if link.up:
+                if link.ping_due:
+                    frames.append(Ping(link.ping_nonce))
+                    link.ping_due = False
+                frames.extend(link.channel.frames_to_send(now))
+            if frames:
+                self._send_frames(frames, link.addr)
+        out, self._out = self._out, []
+        return out

@@ -1,0 +1,248 @@
+"""Rendezvous messages between peers and the introducer, and the introducer machine.
+
+The introducer only introduces: it keeps the list of members (name, observed
+address), tells every newcomer about every member and every member about the
+newcomer.  Edits never pass through it, so when the host leaves the mesh goes on.
+
+Rules of the introducer:
+
+* JOIN with the right session secret and a free name -> WELCOME (the member
+  list, the address we saw the joiner at) and PEER_JOINED to the others.
+  JOIN is idempotent: members repeat it every few seconds as a keepalive and
+  to repair lost notifications; a repeat gets a fresh WELCOME.
+* A name held by another live member -> REJECT saying so.  A wrong secret ->
+  REJECT (the same session id with a wrong secret is someone's mistake).
+* LEAVE, or no JOIN for ``MEMBER_TIMEOUT`` seconds -> PEER_LEFT to the others.
+* One member may be *local* (the host's own peer, sharing the introducer's
+  socket): it gets its notifications through ``local_sink`` and is announced
+  with ``at_introducer`` so others use the address they reached us at.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Callable
+
+from .codec import DecodeError, Reader, Writer
+from .framing import KIND_RENDEZVOUS, Addr, decode_datagram_untrusted, encode_datagram, read_addr, write_addr
+
+R_JOIN, R_WELCOME, R_REJECT, R_PEER_JOINED, R_PEER_LEFT, R_LEAVE = 1, 2, 3, 4, 5, 6
+MEMBER_TIMEOUT = 20.0
+MAX_MEMBERS = 64
+MAX_NAME = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    peer_id: int
+    name: str
+    addr: Addr | None  # None: the member shares the introducer's address
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    secret: bytes
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    observed: Addr
+    members: tuple[Member, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerJoined:
+    member: Member
+
+
+@dataclass(frozen=True, slots=True)
+class PeerLeft:
+    peer_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    pass
+
+
+Message = Join | Welcome | Reject | PeerJoined | PeerLeft | Leave
+
+
+def _write_member(w: Writer, m: Member) -> None:
+    w.u64(m.peer_id).text(m.name)
+    if m.addr is None:
+        w.u8(0)
+    else:
+        w.u8(1)
+        write_addr(w, m.addr)
+
+
+def _read_member(r: Reader) -> Member:
+    peer_id, name = r.u64(), r.text(MAX_NAME * 4)
+    return Member(peer_id, name, read_addr(r) if r.u8() else None)
+
+
+def encode_message(msg: Message) -> bytes:
+    w = Writer()
+    if isinstance(msg, Join):
+        w.u8(R_JOIN).blob(msg.secret).text(msg.name)
+    elif isinstance(msg, Welcome):
+        w.u8(R_WELCOME)
+        write_addr(w, msg.observed)
+        w.uint(len(msg.members))
+        for m in msg.members:
+            _write_member(w, m)
+    elif isinstance(msg, Reject):
+        w.u8(R_REJECT).text(msg.reason)
+    elif isinstance(msg, PeerJoined):
+        w.u8(R_PEER_JOINED)
+        _write_member(w, msg.member)
+    elif isinstance(msg, PeerLeft):
+        w.u8(R_PEER_LEFT).u64(msg.peer_id)
+    elif isinstance(msg, Leave):
+        w.u8(R_LEAVE)
+    else:  # pragma: no cover
+        raise TypeError(msg)
+    return w.bytes()
+
+
+def decode_message_untrusted(body: bytes) -> Message:
+    r = Reader(body)
+    t = r.u8()
+    if t == R_JOIN:
+        msg: Message = Join(r.blob(64), r.text(MAX_NAME * 4))
+    elif t == R_WELCOME:
+        observed = read_addr(r)
+        n = r.uint()
+        if n > MAX_MEMBERS:
+            raise DecodeError(f"welcome lists {n} members")
+        msg = Welcome(observed, tuple(_read_member(r) for _ in range(n)))
+    elif t == R_REJECT:
+        msg = Reject(r.text(1024))
+    elif t == R_PEER_JOINED:
+        msg = PeerJoined(_read_member(r))
+    elif t == R_PEER_LEFT:
+        msg = PeerLeft(r.u64())
+    elif t == R_LEAVE:
+        msg = Leave()
+    else:
+        raise DecodeError(f"unknown rendezvous message {t}")
+    if not r.at_end():
+        raise DecodeError("trailing bytes in rendezvous message")
+    return msg
+
+
+@dataclass
+class _Entry:
+    member: Member
+    last_seen: float
+
+
+class Introducer:
+    """Pure introducer machine (see module rules)."""
+
+    ID = 0  # sender id of the introducer's own datagrams
+
+    def __init__(self, session: int, secret: bytes, *,
+                 local_sink: Callable[[Message], None] | None = None) -> None:
+        self.session = session
+        self._secret = secret
+        self._members: dict[int, _Entry] = {}
+        self._local: int | None = None
+        self._local_sink = local_sink
+        self._out: list[tuple[bytes, Addr]] = []
+        self.dropped = 0
+
+    def add_local_member(self, peer_id: int, name: str) -> None:
+        self._local = peer_id
+        self._members[peer_id] = _Entry(Member(peer_id, name, None), float("inf"))
+
+    def remove_local_member(self) -> None:
+        if self._local is not None:
+            self._remove(self._local)
+            self._local = None
+
+    def members(self) -> list[Member]:
+        return [e.member for e in self._members.values()]
+
+    def _send(self, msg: Message, member: Member) -> None:
+        if member.peer_id == self._local:
+            if self._local_sink is not None:
+                self._local_sink(msg)
+        elif member.addr is not None:
+            self._out.append((encode_datagram(KIND_RENDEZVOUS, self.session, self.ID, encode_message(msg)), member.addr))
+
+    def _reply(self, msg: Message, addr: Addr) -> None:
+        self._out.append((encode_datagram(KIND_RENDEZVOUS, self.session, self.ID, encode_message(msg)), addr))
+
+    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
+        try:
+            header, body = decode_datagram_untrusted(data)
+            if header.kind != KIND_RENDEZVOUS or header.session != self.session:
+                raise DecodeError("not for this session")
+            msg = decode_message_untrusted(body)
+        except DecodeError:
+            self.dropped += 1
+            return
+        sender = header.sender
+        if isinstance(msg, Join):
+            self._on_join(sender, msg, addr, now)
+        elif isinstance(msg, Leave):
+            entry = self._members.get(sender)
+            if entry is not None and entry.member.addr == addr:
+                self._remove(sender)
+        else:
+            self.dropped += 1
+
+    def _on_join(self, sender: int, msg: Join, addr: Addr, now: float) -> None:
+        if not hmac.compare_digest(msg.secret, self._secret):
+            self._reply(Reject("wrong session secret: ask the host for a fresh token"), addr)
+            return
+        name = msg.name.strip()
+        if not name or len(name) > MAX_NAME:
+            self._reply(Reject(f"a name must be 1 to {MAX_NAME} characters"), addr)
+            return
+        if sender == self.ID or sender == self._local:
+            self.dropped += 1
+            return
+        for entry in self._members.values():
+            if entry.member.name == name and entry.member.peer_id != sender:
+                self._reply(Reject(f"the name '{name}' is already taken in this session: choose another"), addr)
+                return
+        known = self._members.get(sender)
+        if known is None and len(self._members) >= MAX_MEMBERS:
+            self._reply(Reject(f"the session is full ({MAX_MEMBERS} peers)"), addr)
+            return
+        member = Member(sender, name, addr)
+        self._members[sender] = _Entry(member, now)
+        others = tuple(e.member for pid, e in self._members.items() if pid != sender)
+        self._reply(Welcome(addr, others), addr)
+        if known is None or known.member != member:
+            for entry in list(self._members.values()):
+                if entry.member.peer_id != sender:
+                    self._send(PeerJoined(member), entry.member)
+
+    def _remove(self, peer_id: int) -> None:
+        if self._members.pop(peer_id, None) is not None:
+            for entry in list(self._members.values()):
+                self._send(PeerLeft(peer_id), entry.member)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
+        out, self._out = self._out, []
+        return out
+
+    def get_timer(self) -> float | None:
+        deadlines = [e.last_seen + MEMBER_TIMEOUT for e in self._members.values() if e.member.peer_id != self._local]
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: float) -> None:
+        for peer_id, entry in list(self._members.items()):
+            if peer_id != self._local and entry.last_seen + MEMBER_TIMEOUT <= now:
+                self._remove(peer_id)
