@@ -10,9 +10,10 @@ Rules of the machine:
 * Every DATA that arrives is answered by an ACK (cumulative ``next_seq`` plus
   up to 32 selective ranges) at the next ``frames_to_send``.
 * A chunk is sent again when its retransmission deadline passes (RTO from an
-  RFC 6298 estimator, doubled per try) or as soon as a later chunk is acked
-  and it has been outstanding longer than ~1.25 smoothed RTTs (RACK-style),
-  so one lost packet costs about an RTT, not a timeout.
+  RFC 6298 estimator, doubled per try) or, once a later chunk is acked, when
+  it has been outstanding longer than ~1.25 smoothed RTTs (RACK-style: at that
+  ack, or by a reorder deadline if it is not that old yet), so one lost packet
+  costs about an RTT, not a timeout.
 * At most ``WINDOW`` chunks are in flight; the rest wait in the send queue.
 
 The machine never reads a clock: ``now`` comes in with every call.
@@ -108,7 +109,7 @@ class ReliableChannel:
 
     def handle_timer(self, now: float) -> None:
         for seq, entry in self._inflight.items():
-            if entry.deadline <= now:
+            if entry.deadline <= now and seq not in self._resend:
                 self._resend.append(seq)
 
     def on_ack(self, ack: Ack, now: float) -> None:
@@ -120,10 +121,12 @@ class ReliableChannel:
             acked.append(self._inflight.pop(seq))
         highest = ack.next_seq - 1
         for start, end in ack.ranges:
-            for seq in range(start, min(end, self._send_seq)):
-                entry = self._inflight.pop(seq, None)
-                if entry is not None:
-                    acked.append(entry)
+            if self._inflight:  # clamp: a forged range must not cost a walk over every seq ever sent
+                lo, hi = next(iter(self._inflight)), next(reversed(self._inflight)) + 1
+                for seq in range(max(start, lo), min(end, hi)):
+                    entry = self._inflight.pop(seq, None)
+                    if entry is not None:
+                        acked.append(entry)
             highest = max(highest, end - 1)
         for entry in acked:
             if entry.tries == 1:  # Karn: only unambiguous samples
@@ -134,8 +137,12 @@ class ReliableChannel:
             for seq, entry in self._inflight.items():
                 if seq >= highest:
                     break
-                if now - entry.sent_at > threshold and seq not in self._resend:
+                if seq in self._resend:
+                    continue
+                if now - entry.sent_at > threshold:
                     self._resend.append(seq)
+                else:  # RACK reorder timer: lost once out `threshold`, even if no later ack comes
+                    entry.deadline = min(entry.deadline, entry.sent_at + threshold)
 
     def _rtt_sample(self, rtt: float) -> None:
         if self.srtt is None:

@@ -126,6 +126,9 @@ class SharedDocument:
         if event.transaction.origin() is None:  # remote: local edits already are in the buffer
             self._remote_edits.extend(delta_to_edits(event.delta))
 
+    def has_remote_edits(self) -> bool:
+        return bool(self._remote_edits)
+
     def take_remote_edits(self) -> list[TextEdit]:
         edits, self._remote_edits = self._remote_edits, []
         return edits
@@ -176,11 +179,27 @@ class SharedDocument:
     # ---- cursors ---------------------------------------------------------
 
     def sticky(self, offset: int) -> dict:
-        offset = max(0, min(offset, len(self.text)))
-        return StickyIndex.new(self.text, offset, Assoc.AFTER).to_json()
+        """A position that follows concurrent edits.  pycrdt panics for AFTER at the
+        very end (and for any position in an empty text), so the end sticks to the
+        character before it, and an empty text sends a plain offset."""
+        length = len(self.text)
+        offset = max(0, min(offset, length))
+        if length == 0:
+            return {"offset": 0}
+        assoc = Assoc.AFTER if offset < length else Assoc.BEFORE
+        return StickyIndex.new(self.text, offset, assoc).to_json()
 
     def resolve_sticky(self, data: Any) -> int | None:
+        # A cursor may point at an item we have not received yet: pycrdt panics
+        # (a BaseException) instead of raising, so catch that too; the next
+        # awareness update will resolve.
+        if not isinstance(data, dict):
+            return None
+        if isinstance(data.get("offset"), int):
+            return max(0, min(data["offset"], len(self.text)))
         try:
             return StickyIndex.from_json(data, self.text).get_index()
-        except Exception:
+        except BaseException as exc:  # noqa: BLE001
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
             return None

@@ -1,0 +1,220 @@
+"""One shared buffer <-> the session document, through the shadow copy of its lines.
+
+Rules:
+
+* User edits arrive as ``on_lines`` notifications (never ``on_bytes``:
+  DESIGN.md section 3).  The shadow turns each into one TextEdit for the
+  document.  Events we caused ourselves carry ``applying`` and are skipped.
+* Remote edits are applied with ``nvim_buf_set_text`` by Lua, and only at the
+  changedtick we last saw: if the user typed in between, Lua refuses, we roll
+  the shadow back, take the user's change first (rebased over the remote
+  edits, transform.py) and try again.  After repeated refusals with no
+  events (something bumped the tick silently) we re-read the buffer.
+* While a blocking apply is in flight other notifications can run (pynvim
+  greenlets): they are queued and replayed after it, in order.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from ..editor.edits import TextEdit
+from ..editor.shadow import ShadowBuffer
+from ..editor.transform import diff_texts, map_offset, transform_local
+from ..proto.node import PeerNode
+
+MAX_REFUSALS = 5
+APPLY_LUA = "return require('covim').apply(...)"
+
+
+class BufferBridge:
+    def __init__(self, nvim, buf: int, node: PeerNode, poke: Callable[[], None],
+                 report: Callable[[str, str], None], tick: int, lines: list[str]) -> None:
+        self.nvim = nvim
+        self.buf = buf
+        self.node = node
+        self.poke = poke
+        self.report = report
+        self.tick = tick
+        self.shadow = ShadowBuffer(lines)
+        self.pending: list[TextEdit] = []
+        self.busy = False
+        self.closed = False
+        self.flush_scheduled = False
+        self.refusals = 0
+        self.resyncs = 0
+        self._queued: list[tuple] = []
+        self._colors: dict[int, int] = {}
+        self._marks: dict[int, int] = {}
+        self.ns = nvim.api.create_namespace("covim_cursors")
+
+    # ---- user side -------------------------------------------------------------
+
+    def on_lines(self, tick: int, first: int, last_old: int, lines: list[str], applying: bool) -> None:
+        if self.closed or applying:
+            return
+        if self.busy:
+            self._queued.append((tick, first, last_old, lines))
+            return
+        self._local_change(tick, first, last_old, lines)
+
+    def _local_change(self, tick: int, first: int, last_old: int, lines: list[str]) -> None:
+        self.tick = tick
+        try:
+            edit = self.shadow.on_lines(first, last_old, lines)
+        except ValueError:
+            self.schedule_flush(resync=True)
+            return
+        if edit is not None:
+            self._feed_local(edit)
+
+    def _feed_local(self, edit: TextEdit) -> None:
+        self.pending += self.node.document.take_remote_edits()
+        if self.pending:
+            rebased_local, rebased_pending = transform_local(edit, self.pending)
+            self.node.local_edits([rebased_local], time.monotonic())
+            if rebased_pending is None:
+                fix = diff_texts(self.shadow.text(), str(self.node.document))
+                rebased_pending = [fix] if fix else []
+            self.pending = rebased_pending
+            self.schedule_flush()
+        else:
+            self.node.local_edits([edit], time.monotonic())
+        self.poke()
+
+    def on_cursor(self, row: int, col: int) -> None:
+        if self.closed:
+            return
+        offset = self.shadow.pos_to_offset(row, col)
+        for edit in self.pending:
+            offset = map_offset(offset, edit)
+        self.node.set_cursor(offset, offset, time.monotonic())
+        self.poke()
+
+    # ---- remote side -----------------------------------------------------------
+
+    def schedule_flush(self, resync: bool = False) -> None:
+        """Thread-safe entry: apply whatever the document has for the buffer, soon."""
+        if resync:
+            self.refusals = MAX_REFUSALS
+        if not self.flush_scheduled and not self.closed:
+            self.flush_scheduled = True
+            self.nvim.async_call(self.flush)
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        if self.closed or self.busy:
+            return
+        self.busy = True
+        try:
+            if self.refusals >= MAX_REFUSALS:
+                self._resync_from_buffer()
+            self.pending += self.node.document.take_remote_edits()
+            if self.pending:
+                self._apply_pending()
+            if not self.pending and self.node.remote_cursors_changed:
+                self.node.remote_cursors_changed = False
+                self._draw_cursors()
+        except BaseException as exc:  # pycrdt panics are BaseExceptions: never let one freeze Neovim
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            self.report(f"could not update the shared buffer ({type(exc).__name__}: {exc}); resyncing", "WarningMsg")
+            self.refusals = MAX_REFUSALS
+        finally:
+            self.busy = False
+        queued, self._queued = self._queued, []
+        for event in queued:
+            self._local_change(*event)
+        if self.pending or self.refusals:
+            self.nvim.loop.call_later(0.005 * min(self.refusals, 10), self.schedule_flush)
+
+    def _apply_pending(self) -> None:
+        undo: list[TextEdit] = []
+        calls = []
+        try:
+            for edit in self.pending:
+                deleted = self._slice(edit.offset, edit.delete)
+                e = self.shadow.apply(edit)
+                undo.append(TextEdit(edit.offset, len(edit.insert.encode("utf-8")), deleted))
+                calls.append([e.start_row, e.start_col, e.end_row, e.end_col, e.lines])
+        except ValueError:
+            for u in reversed(undo):
+                self.shadow.apply(u)
+            fix = diff_texts(self.shadow.text(), str(self.node.document))
+            self.pending = [fix] if fix else []  # applied by the retry flush()
+            self.refusals += 1
+            return
+        result = self.nvim.exec_lua(APPLY_LUA, self.buf, self.tick, calls)
+        if result is None:  # the user typed meanwhile: their change goes first
+            for u in reversed(undo):
+                self.shadow.apply(u)
+            self.refusals += 1
+            return
+        self.tick = result
+        self.pending = []
+        self.refusals = 0
+
+    def _resync_from_buffer(self) -> None:
+        """Last resort: the buffer changed without telling us; diff it against the shadow."""
+        self.resyncs += 1
+        tick, lines = self.nvim.exec_lua("return require('covim').snapshot(...)", self.buf)
+        fix = diff_texts(self.shadow.text(), "\n".join(lines or [""]))
+        self.shadow = ShadowBuffer(lines)
+        self.tick = tick
+        self.refusals = 0
+        if fix is not None:
+            self._feed_local(fix)
+
+    def _slice(self, offset: int, length: int) -> str:
+        if length == 0:
+            return ""
+        r1, c1 = self.shadow.offset_to_pos(offset)
+        r2, c2 = self.shadow.offset_to_pos(offset + length)
+        lines = self.shadow.lines
+        if r1 == r2:
+            return lines[r1].encode("utf-8")[c1:c2].decode("utf-8")
+        head = lines[r1].encode("utf-8")[c1:].decode("utf-8")
+        tail = lines[r2].encode("utf-8")[:c2].decode("utf-8")
+        return "\n".join([head, *lines[r1 + 1 : r2], tail])
+
+    # ---- cursors ----------------------------------------------------------------
+
+    def _color(self, client_id: int) -> int:
+        if client_id not in self._colors:
+            used = set(self._colors.values())
+            free = [i for i in range(1, 9) if i not in used]
+            self._colors[client_id] = free[0] if free else (len(self._colors) % 8) + 1
+        return self._colors[client_id]
+
+    def _draw_cursors(self) -> None:
+        marks, seen = [], set()
+        size = self.shadow.byte_len()
+        for client_id, name, _anchor, head in self.node.cursors():
+            if head is None:
+                continue
+            row, col = self.shadow.offset_to_pos(min(head, size))
+            line = self.shadow.lines[row].encode("utf-8")
+            end = -1
+            if col < len(line):
+                end = col + 1
+                while end < len(line) and (line[end] & 0xC0) == 0x80:
+                    end += 1
+            color = self._color(client_id)
+            mark_id = self._marks.setdefault(client_id, len(self._marks) + 1)
+            seen.add(client_id)
+            marks.append([mark_id, row, col, end, f"CoVimCursor{color}", name, f"CoVimName{color}"])
+        stale = [self._marks.pop(c) for c in list(self._marks) if c not in seen]
+        for c in [c for c in self._colors if c not in seen]:
+            del self._colors[c]
+        self.nvim.exec_lua("require('covim').set_cursors(...)", self.buf, self.ns, marks, stale)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.nvim.exec_lua("require('covim').detach(...)", self.buf)
+            self.nvim.api.buf_clear_namespace(self.buf, self.ns, 0, -1)
+        except Exception:  # noqa: BLE001 - the buffer may be gone already
+            pass

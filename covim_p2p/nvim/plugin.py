@@ -1,0 +1,253 @@
+"""The :CoVim command, CoVimStatus() and the notifications from Lua.
+
+Every entry point catches everything (pycrdt panics included, which are
+BaseExceptions and would otherwise leave a sync request unanswered and
+Neovim frozen) and turns it into one line in :messages.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+import traceback
+
+from ..proto import node as ev
+from ..proto.token import BadToken, SessionToken
+from .session import Session, SessionFactory
+from .trio_host import TrioHost
+
+DEFAULT_PORT = 8555
+SUBCOMMANDS = ["host", "connect", "start", "add", "disconnect", "quit", "status"]
+USAGE = ("usage: :CoVim host [port] [name] | connect <token> [name] | start [port] | add <token> "
+         "| disconnect | quit | status")
+
+
+class UserError(Exception):
+    """A mistake the user can fix; shown as one line."""
+
+
+def guarded(fn):
+    @functools.wraps(fn)
+    def wrapper(self, *args):
+        try:
+            return fn(self, *args)
+        except UserError as exc:
+            self.error(str(exc))
+        except BaseException as exc:  # noqa: BLE001
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            traceback.print_exc()
+            self.error(f"internal error in {fn.__name__}: {type(exc).__name__}: {exc}")
+        return None
+    return wrapper
+
+
+class CoVimPlugin:
+    def __init__(self, nvim) -> None:
+        self.nvim = nvim
+        self.session: Session | None = None
+        self.last_state = "idle"
+        self._trio: TrioHost | None = None
+        self._factory: SessionFactory | None = None
+        self._shutdown_hooked = False
+
+    # ---- output -------------------------------------------------------------------
+
+    def _echo(self, text: str, hl: str) -> None:
+        def show() -> None:
+            try:
+                self.nvim.api.echo([[f"CoVim: {text}", hl]], True, {})
+            except Exception:  # noqa: BLE001
+                pass
+        self.nvim.async_call(show)
+
+    def info(self, text: str) -> None:
+        self._echo(text, "None")
+
+    def error(self, text: str) -> None:
+        self._echo(text, "ErrorMsg")
+
+    def report(self, text: str, hl: str = "WarningMsg") -> None:
+        self._echo(text, hl)
+
+    # ---- plumbing -----------------------------------------------------------------
+
+    def _ensure_engine(self) -> SessionFactory:
+        if self._factory is None:
+            self._trio = TrioHost(self.nvim.loop, lambda text: self.report(text, "ErrorMsg"))
+            self._trio.start()
+            self._factory = SessionFactory(self.nvim, self._trio, self.report, self._on_event)
+        if not self._shutdown_hooked:
+            self.nvim.exec_lua("require('covim').setup_shutdown(...)", self.nvim.channel_id)
+            self._shutdown_hooked = True
+        return self._factory
+
+    def _name(self, given: str | None) -> str:
+        name = given or self.nvim.vars.get("covim_name") or os.environ.get("USER") or "peer"
+        name = str(name).strip()
+        if not name or len(name) > 64:
+            raise UserError("a name must be 1 to 64 characters")
+        return name
+
+    def _require_idle(self) -> None:
+        if self.session is not None and not self.session.stopped:
+            raise UserError(f"already in a session as '{self.session.name}': :CoVim disconnect first")
+
+    def _on_event(self, session: Session, event) -> None:
+        if session is not self.session:
+            return
+        if isinstance(event, ev.Joined):
+            if session.role == "peer":
+                self.info(f"joined the session as '{session.name}'")
+        elif isinstance(event, ev.JoinFailed):
+            self.error(f"could not join: {event.reason}")
+            self._stop()
+        elif isinstance(event, ev.PeerUp):
+            self.info(f"'{event.name}' is connected")
+        elif isinstance(event, ev.PeerDown):
+            self.report(f"'{event.name}' {event.reason}", "WarningMsg")
+        elif isinstance(event, ev.Problem):
+            self.report(event.text, "WarningMsg")
+
+    def _stop(self) -> None:
+        if self.session is not None and self._factory is not None:
+            self.last_state = "failed" if self.session.node.state == "failed" else "idle"
+            self._factory.stop(self.session)
+            self.session = None
+
+    # ---- entry points -----------------------------------------------------------
+
+    @guarded
+    def command(self, args: list[str]) -> None:
+        if not args:
+            raise UserError(USAGE)
+        sub, rest = args[0], args[1:]
+        handler = getattr(self, f"_cmd_{sub}", None) if sub in SUBCOMMANDS else None
+        if handler is None:
+            raise UserError(f"unknown command '{sub}'. {USAGE}")
+        handler(rest)
+
+    def _cmd_host(self, rest: list[str]) -> None:
+        self._require_idle()
+        port, name = DEFAULT_PORT, None
+        if rest:
+            if rest[0].isdigit():
+                port = int(rest[0])
+                rest = rest[1:]
+            if rest:
+                name = rest[0]
+        if not 0 <= port <= 65535:
+            raise UserError(f"port {port} is out of range")
+        name = self._name(name)
+        factory = self._ensure_engine()
+        buf = self.nvim.current.buffer.number
+        try:
+            self.session = factory.host(buf, port, name)
+        except OSError as exc:
+            raise UserError(exc.strerror or str(exc)) from None
+        token = self.session.token_text
+        self.nvim.vars["covim_token"] = token
+        self.info(f"hosting as '{name}'. Share this token: {token}")
+
+    def _cmd_connect(self, rest: list[str]) -> None:
+        self._require_idle()
+        if not rest:
+            raise UserError("usage: :CoVim connect <token> [name]")
+        try:
+            token = SessionToken.decode(rest[0])
+        except BadToken as exc:
+            raise UserError(str(exc)) from None
+        name = self._name(rest[1] if len(rest) > 1 else None)
+        factory = self._ensure_engine()
+        buf = self.nvim.api.create_buf(True, False)
+        self.nvim.api.buf_set_name(buf, f"covim://{token.session:016x}/{name}")
+        self.nvim.api.set_option_value("buftype", "nofile", {"buf": buf})
+        self.nvim.api.set_option_value("swapfile", False, {"buf": buf})
+        self.nvim.api.win_set_buf(0, buf)
+        try:
+            self.session = factory.connect(buf.number, token, name)
+        except OSError as exc:
+            raise UserError(exc.strerror or str(exc)) from None
+        self.nvim.vars["covim_token"] = rest[0]
+        self.info(f"connecting as '{name}' to {', '.join(f'{a[0]}:{a[1]}' for a in token.addrs)}...")
+
+    def _cmd_start(self, rest: list[str]) -> None:
+        raise UserError(":CoVim start/add (invite by peer token) is not available in this version: "
+                        "use :CoVim host and :CoVim connect <token>")
+
+    _cmd_add = _cmd_start
+
+    def _cmd_disconnect(self, rest: list[str]) -> None:
+        if self.session is None:
+            raise UserError("not in a session")
+        self._stop()
+        self.info("disconnected; the buffer stays as it is")
+
+    def _cmd_quit(self, rest: list[str]) -> None:
+        self._stop()
+        self.nvim.async_call(lambda: self.nvim.command("qall", async_=True))
+
+    def _cmd_status(self, rest: list[str]) -> None:
+        status = self.status()
+        lines = [f"{status['state']} as '{status['name']}' ({status['role']})"]
+        for peer in status["peers"]:
+            rtt = "-" if peer["rtt_ms"] is None else f"{peer['rtt_ms']:.2f} ms"
+            lines.append(f"  {peer['name']:<16} {peer['addr']:<22} {peer['path']:<7} rtt {rtt}")
+        if not status["peers"]:
+            lines.append("  no peers")
+        self.nvim.api.echo([["\n".join(lines), "None"]], True, {})
+
+    @guarded
+    def status(self) -> dict:
+        s = self.session
+        if s is None:
+            return {"state": self.last_state, "name": "", "token": "", "session": "", "bufnr": -1,
+                    "peers": [], "role": ""}
+        bridge = s.bridge
+        return {
+            "state": s.node.state, "role": s.role, "name": s.name, "token": s.token_text,
+            "session": f"{s.token.session:016x}", "bufnr": bridge.buf if bridge else -1,
+            "peers": [{k: p[k] for k in ("name", "addr", "path", "rtt_ms")} for p in s.node.peers_status() if p["up"]],
+            "pending_remote": len(bridge.pending) if bridge else 0,
+            "resyncs": bridge.resyncs if bridge else 0,
+            "dropped": s.node.dropped,
+        }
+
+    @guarded
+    def complete(self, arglead: str = "", cmdline: str = "", pos: int = 0) -> list[str]:
+        words = cmdline.split()
+        if len(words) <= 1 or (len(words) == 2 and not cmdline.endswith(" ")):
+            return [c for c in SUBCOMMANDS if c.startswith(arglead)]
+        return []
+
+    @guarded
+    def on_lines(self, buf, tick, first, last_old, lines, applying) -> None:
+        s = self.session
+        if s is not None and s.bridge is not None and s.bridge.buf == buf:
+            s.bridge.on_lines(tick, first, last_old, lines, bool(applying))
+
+    @guarded
+    def on_cursor(self, buf, row, col) -> None:
+        s = self.session
+        if s is not None and s.bridge is not None and s.bridge.buf == buf:
+            s.bridge.on_cursor(row, col)
+
+    @guarded
+    def on_reload(self, buf) -> None:
+        s = self.session
+        if s is not None and s.bridge is not None and s.bridge.buf == buf:
+            s.bridge.schedule_flush(resync=True)
+
+    @guarded
+    def shutdown(self) -> None:
+        """VimLeavePre: say goodbye to the peers, then let Neovim go (it waits 500 ms at most)."""
+        t0 = time.monotonic()
+        self._stop()
+        if self._trio is not None:
+            self._trio.stop()
+        try:
+            self.nvim.vars["covim_stopped"] = True
+        except Exception:  # noqa: BLE001
+            pass
+        del t0

@@ -1,0 +1,135 @@
+"""Build and tear down one session: socket, machines, trio driver, buffer bridge.
+
+Everything here runs on pynvim's loop thread (trio is a guest there), so the
+node and its pycrdt Doc are only ever touched by one thread.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..io.udp import UdpDriver, bind_udp
+from ..proto.hoststack import HostStack
+from ..proto.node import PeerNode
+from ..proto.rendezvous import Introducer
+from ..proto.token import SECRET_LEN, SessionToken
+from .bridge import BufferBridge
+from .trio_host import TrioHost
+
+Report = Callable[[str, str], None]
+
+
+def advertised_ips(bind_host: str, configured: Any) -> list[str]:
+    """Addresses to put in the token: configured ones, else this machine's, loopback last."""
+    if configured:
+        items = configured if isinstance(configured, list) else str(configured).split(",")
+        return [str(i).strip() for i in items if str(i).strip()]
+    if bind_host not in ("0.0.0.0", ""):
+        return [bind_host]
+    ips: list[str] = []
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            ip = info[4][0]
+            if not ip.startswith("127.") and ip not in ips:
+                ips.append(ip)
+    except OSError:
+        pass
+    return ips[:3] + ["127.0.0.1"]
+
+
+@dataclass
+class Session:
+    role: str
+    name: str
+    token: SessionToken
+    node: PeerNode
+    driver: UdpDriver
+    bridge: BufferBridge | None = None
+    scope: Any = None
+    stopped: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def token_text(self) -> str:
+        return self.token.encode()
+
+
+class SessionFactory:
+    def __init__(self, nvim, trio_host: TrioHost, report: Report, on_event: Callable[[Session, Any], None]) -> None:
+        self.nvim = nvim
+        self.trio = trio_host
+        self.report = report
+        self.on_event = on_event
+
+    def host(self, buf: int, port: int, name: str) -> Session:
+        bind_host = str(self.nvim.vars.get("covim_bind", "0.0.0.0"))
+        sock = bind_udp(bind_host, port)
+        real_port = sock.getsockname()[1]
+        ips = advertised_ips(bind_host, self.nvim.vars.get("covim_host_addr"))
+        token = SessionToken(tuple((ip, real_port) for ip in ips),
+                             secrets.randbits(63) | 1, secrets.token_bytes(SECRET_LEN))
+        return self._start("host", buf, sock, token, name, host=True)
+
+    def connect(self, buf: int, token: SessionToken, name: str) -> Session:
+        sock = bind_udp(str(self.nvim.vars.get("covim_bind", "0.0.0.0")), 0)
+        return self._start("peer", buf, sock, token, name, host=False)
+
+    def _start(self, role: str, buf: int, sock: socket.socket, token: SessionToken, name: str, *, host: bool) -> Session:
+        tick, lines = self.nvim.exec_lua("return require('covim').attach(...)", buf, self.nvim.channel_id)
+        now = time.monotonic()
+        introducer = Introducer(token.session, token.secret) if host else None
+        node = PeerNode(name=name, token=token, peer_id=secrets.randbits(64) | 1,
+                        client_id=secrets.randbits(32), now=now,
+                        initial_text="\n".join(lines) if host else "", introducer=introducer)
+        machine: Any = node
+        if introducer is not None:
+            introducer._local_sink = node.on_local_rendezvous
+            machine = HostStack(introducer, node)
+        session: Session | None = None
+
+        def activity() -> None:
+            if session is not None:
+                self._drain(session)
+
+        driver = UdpDriver(machine, sock, activity)
+        session = Session(role, name, token, node, driver)
+        session.bridge = BufferBridge(self.nvim, buf, node, driver.poke, self.report, tick, lines)
+        if not host and lines != [""]:
+            session.bridge.schedule_flush(resync=True)  # a joiner's buffer starts empty; anything else is a user's
+
+        async def run() -> None:
+            try:
+                await driver.run()
+            finally:
+                sock.close()
+
+        session.scope = self.trio.spawn(run, "network driver")
+        return session
+
+    def _drain(self, session: Session) -> None:
+        node = session.node
+        while (event := node.next_event()) is not None:
+            self.on_event(session, event)
+        bridge = session.bridge
+        if bridge is not None and not bridge.closed and (
+                node.document.has_remote_edits() or node.remote_cursors_changed or bridge.pending):
+            bridge.schedule_flush()
+
+    def stop(self, session: Session) -> None:
+        if session.stopped:
+            return
+        session.stopped = True
+        session.node.leave(time.monotonic())
+        try:
+            session.driver.flush()  # the goodbyes leave now, not on the next tick
+        except OSError:
+            pass
+        if session.bridge is not None:
+            session.bridge.close()
+        if session.scope is not None:
+            self.trio.cancel(session.scope)
+

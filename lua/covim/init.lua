@@ -1,0 +1,109 @@
+-- covim: the Neovim half of the bridge. Python owns the protocol; this file only
+-- forwards buffer changes and cursor moves, applies remote edits at the changedtick
+-- Python expects, and shuts the session down without ever letting :qa hang.
+local M = {}
+
+local attached = {}   -- buf -> python host channel
+local applying = {}   -- buf -> true while we apply remote edits
+
+local function notify(chan, ...)
+  pcall(vim.rpcnotify, chan, ...)
+end
+
+local function send_cursor(buf)
+  local chan = attached[buf]
+  if not chan or vim.api.nvim_get_current_buf() ~= buf then return end
+  local pos = vim.api.nvim_win_get_cursor(0)
+  notify(chan, 'covim_cursor', buf, pos[1] - 1, pos[2])
+end
+
+-- Attach to buf; returns {changedtick, lines} read atomically with the attach.
+function M.attach(buf, chan)
+  attached[buf] = chan
+  vim.api.nvim_buf_attach(buf, false, {
+    on_lines = function(_, b, tick, first, last_old, last_new)
+      local c = attached[b]
+      if not c then return true end
+      local lines = vim.api.nvim_buf_get_lines(b, first, last_new, true)
+      notify(c, 'covim_lines', b, tick, first, last_old, lines, applying[b] == true)
+    end,
+    on_reload = function(_, b)
+      local c = attached[b]
+      if c then notify(c, 'covim_reload', b) end
+    end,
+    on_detach = function(_, b) attached[b] = nil end,
+  })
+  local group = vim.api.nvim_create_augroup('covim_buf_' .. buf, { clear = true })
+  vim.api.nvim_create_autocmd({ 'CursorMoved', 'CursorMovedI', 'BufEnter' }, {
+    group = group, buffer = buf, callback = function() send_cursor(buf) end,
+  })
+  return { vim.api.nvim_buf_get_changedtick(buf), vim.api.nvim_buf_get_lines(buf, 0, -1, true) }
+end
+
+function M.detach(buf)
+  attached[buf] = nil
+  pcall(vim.api.nvim_del_augroup_by_name, 'covim_buf_' .. buf)
+end
+
+-- Apply remote edits {{srow, scol, erow, ecol, lines}, ...} only if the buffer is
+-- still at `tick` (else Python has not seen the user's latest change yet: nil).
+function M.apply(buf, tick, edits)
+  if not vim.api.nvim_buf_is_valid(buf) then return -1 end
+  if vim.api.nvim_buf_get_changedtick(buf) ~= tick then return nil end
+  applying[buf] = true
+  local ok, err = pcall(function()
+    for _, e in ipairs(edits) do
+      vim.api.nvim_buf_set_text(buf, e[1], e[2], e[3], e[4], e[5])
+    end
+  end)
+  applying[buf] = nil
+  if not ok then error(err) end
+  return vim.api.nvim_buf_get_changedtick(buf)
+end
+
+-- Read the whole buffer with its tick (the rare full resync).
+function M.snapshot(buf)
+  return { vim.api.nvim_buf_get_changedtick(buf), vim.api.nvim_buf_get_lines(buf, 0, -1, true) }
+end
+
+-- Remote cursors: marks = {{id, row, col, end_col_or_-1, cursor_hl, name, name_hl}, ...}
+function M.set_cursors(buf, ns, marks, stale)
+  if not vim.api.nvim_buf_is_valid(buf) then return end
+  for _, id in ipairs(stale) do pcall(vim.api.nvim_buf_del_extmark, buf, ns, id) end
+  for _, m in ipairs(marks) do
+    local opts = { id = m[1], priority = 200, right_gravity = false }
+    if m[4] >= 0 then
+      opts.end_col = m[4]
+      opts.hl_group = m[5]
+      opts.virt_text = { { ' ' .. m[6], m[7] } }
+    else
+      opts.virt_text = { { ' ', m[5] }, { ' ' .. m[6], m[7] } }
+    end
+    opts.virt_text_pos = 'eol'
+    pcall(vim.api.nvim_buf_set_extmark, buf, ns, m[2], m[3], opts)
+  end
+end
+
+-- On exit: tell Python to say goodbye to the peers, wait at most 500 ms for it.
+function M.setup_shutdown(chan)
+  local group = vim.api.nvim_create_augroup('covim_shutdown', { clear = true })
+  vim.api.nvim_create_autocmd('VimLeavePre', {
+    group = group,
+    callback = function()
+      vim.g.covim_stopped = false
+      notify(chan, 'covim_shutdown')
+      vim.wait(500, function() return vim.g.covim_stopped == true end, 5)
+    end,
+  })
+end
+
+function M.define_highlights()
+  local cursor_links = { 'DiffAdd', 'DiffChange', 'DiffText', 'Search', 'IncSearch', 'Visual', 'PmenuSel', 'WildMenu' }
+  local name_links = { 'DiagnosticOk', 'DiagnosticInfo', 'DiagnosticHint', 'DiagnosticWarn', 'Title', 'Special', 'Identifier', 'Type' }
+  for i = 1, 8 do
+    vim.api.nvim_set_hl(0, 'CoVimCursor' .. i, { link = cursor_links[i], default = true })
+    vim.api.nvim_set_hl(0, 'CoVimName' .. i, { link = name_links[i], default = true })
+  end
+end
+
+return M

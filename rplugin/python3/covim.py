@@ -1,0 +1,39 @@
+"""Neovim remote-plugin entry point: every command and notification goes to covim_p2p.nvim."""
+
+import pynvim
+
+from covim_p2p.nvim.plugin import CoVimPlugin
+
+
+@pynvim.plugin
+class CoVim:
+    def __init__(self, nvim):
+        self.impl = CoVimPlugin(nvim)
+
+    @pynvim.command("CoVim", nargs="*", complete="customlist,CoVimComplete", sync=True)
+    def covim(self, args):
+        self.impl.command(args)
+
+    @pynvim.function("CoVimStatus", sync=True)
+    def status(self, args):
+        return self.impl.status()
+
+    @pynvim.function("CoVimComplete", sync=True)
+    def complete(self, args):
+        return self.impl.complete(*args)
+
+    @pynvim.rpc_export("covim_lines", sync=False)
+    def lines(self, buf, tick, first, last_old, lines, applying):
+        self.impl.on_lines(buf, tick, first, last_old, lines, applying)
+
+    @pynvim.rpc_export("covim_cursor", sync=False)
+    def cursor(self, buf, row, col):
+        self.impl.on_cursor(buf, row, col)
+
+    @pynvim.rpc_export("covim_reload", sync=False)
+    def reload(self, buf):
+        self.impl.on_reload(buf)
+
+    @pynvim.rpc_export("covim_shutdown", sync=False)
+    def shutdown(self):
+        self.impl.shutdown()
