@@ -21,6 +21,7 @@ from typing import Callable
 
 from ..editor.edits import TextEdit
 from ..editor.shadow import ShadowBuffer
+from ..editor.slide import slide_to_cursor
 from ..editor.transform import diff_texts, map_offset, transform_local
 from ..proto.node import PeerNode
 
@@ -47,27 +48,40 @@ class BufferBridge:
         self._queued: list[tuple] = []
         self._colors: dict[int, int] = {}
         self._marks: dict[int, int] = {}
+        self.cursors: list[tuple[int, str, int | None, int | None]] = []  # resolved on the trio side
+        self.cursors_dirty = False
+        self.locked = False  # a joiner's buffer stays read-only until the document arrives
         self.ns = nvim.api.create_namespace("covim_cursors")
 
     # ---- user side -------------------------------------------------------------
 
-    def on_lines(self, tick: int, first: int, last_old: int, lines: list[str], applying: bool) -> None:
+    def on_lines(self, tick: int, first: int, last_old: int, lines: list[str], applying: bool,
+                 cursor: tuple[int, int] = (-1, -1)) -> None:
         if self.closed or applying:
             return
         if self.busy:
-            self._queued.append((tick, first, last_old, lines))
+            self._queued.append((tick, first, last_old, lines, cursor))
             return
-        self._local_change(tick, first, last_old, lines)
+        self._local_change(tick, first, last_old, lines, cursor)
 
-    def _local_change(self, tick: int, first: int, last_old: int, lines: list[str]) -> None:
+    def _local_change(self, tick: int, first: int, last_old: int, lines: list[str],
+                      cursor: tuple[int, int] = (-1, -1)) -> None:
         self.tick = tick
+        one_line = last_old == first + 1 and len(lines) == 1 and first < len(self.shadow.lines)
+        old_line = self.shadow.lines[first] if one_line else ""
         try:
             edit = self.shadow.on_lines(first, last_old, lines)
         except ValueError:
             self.schedule_flush(resync=True)
             return
-        if edit is not None:
-            self._feed_local(edit)
+        if edit is None:
+            return
+        if one_line and cursor[0] == first:
+            slid = slide_to_cursor(old_line, lines[0], cursor[1])
+            if slid is not None:
+                start, deleted, inserted = slid
+                edit = TextEdit(self.shadow.pos_to_offset(first, 0) + start, deleted, inserted)
+        self._feed_local(edit)
 
     def _feed_local(self, edit: TextEdit) -> None:
         self.pending += self.node.document.take_remote_edits()
@@ -113,8 +127,11 @@ class BufferBridge:
             self.pending += self.node.document.take_remote_edits()
             if self.pending:
                 self._apply_pending()
-            if not self.pending and self.node.remote_cursors_changed:
-                self.node.remote_cursors_changed = False
+            if self.locked and not self.pending and self.node.synced:
+                self.locked = False
+                self.nvim.api.set_option_value("modifiable", True, {"buf": self.buf})
+            if not self.pending and self.cursors_dirty:
+                self.cursors_dirty = False
                 self._draw_cursors()
         except BaseException as exc:  # pycrdt panics are BaseExceptions: never let one freeze Neovim
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -190,7 +207,7 @@ class BufferBridge:
     def _draw_cursors(self) -> None:
         marks, seen = [], set()
         size = self.shadow.byte_len()
-        for client_id, name, _anchor, head in self.node.cursors():
+        for client_id, name, _anchor, head in self.cursors:
             if head is None:
                 continue
             row, col = self.shadow.offset_to_pos(min(head, size))

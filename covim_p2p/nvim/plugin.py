@@ -100,6 +100,8 @@ class CoVimPlugin:
         if isinstance(event, ev.Joined):
             if session.role == "peer":
                 self.info(f"joined the session as '{session.name}'")
+        elif isinstance(event, ev.Synced):
+            self.info("the shared document has arrived; you can edit now")
         elif isinstance(event, ev.JoinFailed):
             self.error(f"could not join: {event.reason}")
             self._stop()
@@ -209,6 +211,7 @@ class CoVimPlugin:
             "state": s.node.state, "role": s.role, "name": s.name, "token": s.token_text,
             "session": f"{s.token.session:016x}", "bufnr": bridge.buf if bridge else -1,
             "peers": [{k: p[k] for k in ("name", "addr", "path", "rtt_ms")} for p in s.node.peers_status() if p["up"]],
+            "synced": s.node.synced and not (bridge and bridge.locked),
             "pending_remote": len(bridge.pending) if bridge else 0,
             "resyncs": bridge.resyncs if bridge else 0,
             "dropped": s.node.dropped,
@@ -222,10 +225,10 @@ class CoVimPlugin:
         return []
 
     @guarded
-    def on_lines(self, buf, tick, first, last_old, lines, applying) -> None:
+    def on_lines(self, buf, tick, first, last_old, lines, applying, crow=-1, ccol=-1) -> None:
         s = self.session
         if s is not None and s.bridge is not None and s.bridge.buf == buf:
-            s.bridge.on_lines(tick, first, last_old, lines, bool(applying))
+            s.bridge.on_lines(tick, first, last_old, lines, bool(applying), (crow, ccol))
 
     @guarded
     def on_cursor(self, buf, row, col) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from ..io.udp import UdpDriver, bind_udp
 from ..proto.hoststack import HostStack
-from ..proto.node import PeerNode
+from ..proto.node import JOIN_TIMEOUT, PeerNode
 from ..proto.rendezvous import Introducer
 from ..proto.token import SECRET_LEN, SessionToken
 from .bridge import BufferBridge
@@ -84,7 +84,8 @@ class SessionFactory:
         introducer = Introducer(token.session, token.secret) if host else None
         node = PeerNode(name=name, token=token, peer_id=secrets.randbits(64) | 1,
                         client_id=secrets.randbits(32), now=now,
-                        initial_text="\n".join(lines) if host else "", introducer=introducer)
+                        initial_text="\n".join(lines) if host else "", introducer=introducer,
+                        join_timeout=float(self.nvim.vars.get("covim_join_timeout", JOIN_TIMEOUT)))
         machine: Any = node
         if introducer is not None:
             introducer._local_sink = node.on_local_rendezvous
@@ -98,8 +99,9 @@ class SessionFactory:
         driver = UdpDriver(machine, sock, activity)
         session = Session(role, name, token, node, driver)
         session.bridge = BufferBridge(self.nvim, buf, node, driver.poke, self.report, tick, lines)
-        if not host and lines != [""]:
-            session.bridge.schedule_flush(resync=True)  # a joiner's buffer starts empty; anything else is a user's
+        if not host:
+            session.bridge.locked = True
+            self.nvim.api.set_option_value("modifiable", False, {"buf": buf})
 
         async def run() -> None:
             try:
@@ -115,8 +117,16 @@ class SessionFactory:
         while (event := node.next_event()) is not None:
             self.on_event(session, event)
         bridge = session.bridge
-        if bridge is not None and not bridge.closed and (
-                node.document.has_remote_edits() or node.remote_cursors_changed or bridge.pending):
+        if bridge is None or bridge.closed:
+            return
+        if node.remote_cursors_changed or node.document.has_remote_edits():
+            # pycrdt may panic, and a panic inside a pynvim greenlet kills the host:
+            # resolve cursors here, in trio, and hand the bridge plain offsets.
+            node.remote_cursors_changed = False
+            bridge.cursors = node.cursors()
+            bridge.cursors_dirty = True
+        if bridge.cursors_dirty or node.document.has_remote_edits() or bridge.pending or (
+                bridge.locked and node.synced):
             bridge.schedule_flush()
 
     def stop(self, session: Session) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from pycrdt import Assoc, Awareness, Doc, StickyIndex, Text
 
-from ..editor.edits import TextEdit, delta_to_edits
+from ..editor.edits import TextEdit, delta_to_edits, is_char_boundary
 from .codec import DecodeError, Reader
 
 LOCAL = "covim-local"
@@ -63,6 +63,13 @@ def _split_utf8(text: str, limit: int) -> list[str]:
         size += n
     pieces.append(text[start:])
     return pieces
+
+
+def _floor_to_char(data: bytes, offset: int) -> int:
+    offset = max(0, min(offset, len(data)))
+    while offset < len(data) and (data[offset] & 0xC0) == 0x80:
+        offset -= 1
+    return offset
 
 
 class ClockedAwareness(Awareness):
@@ -107,6 +114,11 @@ class SharedDocument:
             length = len(self.text)
             if edit.offset < 0 or edit.delete < 0 or edit.offset + edit.delete > length:
                 raise ValueError(f"edit {edit.offset}+{edit.delete} outside a text of {length} bytes")
+            text = str(self.text)
+            if not text.isascii():  # pycrdt appends, truncates or panics at a mid-character offset
+                data = text.encode()
+                if not (is_char_boundary(data, edit.offset) and is_char_boundary(data, edit.offset + edit.delete)):
+                    raise ValueError(f"edit {edit.offset}+{edit.delete} does not fall on UTF-8 character boundaries")
             pieces = _split_utf8(edit.insert, MAX_INSERT_CHUNK) if edit.insert else []
             offset = edit.offset
             for i, piece in enumerate(pieces or [""]):
@@ -181,25 +193,38 @@ class SharedDocument:
     def sticky(self, offset: int) -> dict:
         """A position that follows concurrent edits.  pycrdt panics for AFTER at the
         very end (and for any position in an empty text), so the end sticks to the
-        character before it, and an empty text sends a plain offset."""
-        length = len(self.text)
-        offset = max(0, min(offset, length))
-        if length == 0:
-            return {"offset": 0}
+        character before it, and an empty text sends a plain offset.
+        pycrdt 0.14.13 (yrs 0.28) counts a StickyIndex in bytes across items but
+        in UTF-16 clock units inside the item holding the position, so it is
+        exact only when everything before the position is ASCII; elsewhere we
+        send the plain byte offset (right now, though it does not follow edits)."""
+        data = str(self.text).encode()
+        length = len(data)
+        offset = _floor_to_char(data, offset)
+        if length == 0 or not data[:offset].isascii():
+            return {"offset": offset}
         assoc = Assoc.AFTER if offset < length else Assoc.BEFORE
         return StickyIndex.new(self.text, offset, assoc).to_json()
 
     def resolve_sticky(self, data: Any) -> int | None:
-        # A cursor may point at an item we have not received yet: pycrdt panics
-        # (a BaseException) instead of raising, so catch that too; the next
-        # awareness update will resolve.
+        """Resolve a peer's cursor, or None.  Validated first: pycrdt panics on an item
+        we do not have, and a panic inside a pynvim greenlet kills the whole host."""
         if not isinstance(data, dict):
             return None
         if isinstance(data.get("offset"), int):
-            return max(0, min(data["offset"], len(self.text)))
+            return _floor_to_char(str(self.text).encode(), data["offset"])
+        item = data.get("item")
+        if not isinstance(item, dict) or data.get("assoc") not in (0, -1):
+            return None
+        client, clock = item.get("client"), item.get("clock")
+        if not (isinstance(client, int) and isinstance(clock, int)) or clock < 0:
+            return None
+        if clock >= self._have().get(client, 0):
+            return None
         try:
-            return StickyIndex.from_json(data, self.text).get_index()
-        except BaseException as exc:  # noqa: BLE001
+            index = StickyIndex.from_json(data, self.text).get_index()
+            return _floor_to_char(str(self.text).encode(), index)
+        except BaseException as exc:  # noqa: BLE001 - belt and braces; see docstring
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             return None

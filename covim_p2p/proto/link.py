@@ -29,6 +29,7 @@ class Link:
     addr: Addr
     created: float
     up: bool = False
+    is_host: bool = False  # the host's peer always holds the whole document
     channel: ReliableChannel = field(default_factory=ReliableChannel)
     last_rx: float = 0.0
     next_hello: float = 0.0

@@ -56,6 +56,11 @@ class Joined:
 
 
 @dataclass(frozen=True)
+class Synced:
+    """The first full state arrived from a peer: the joiner now holds the document."""
+
+
+@dataclass(frozen=True)
 class JoinFailed:
     reason: str
 
@@ -79,7 +84,7 @@ class Problem:
     text: str
 
 
-Event = Joined | JoinFailed | PeerUp | PeerDown | Problem
+Event = Joined | Synced | JoinFailed | PeerUp | PeerDown | Problem
 
 
 def _is_fatal(exc: BaseException) -> bool:
@@ -88,7 +93,8 @@ def _is_fatal(exc: BaseException) -> bool:
 
 class PeerNode:
     def __init__(self, *, name: str, token: SessionToken, peer_id: int, client_id: int,
-                 now: float, initial_text: str = "", introducer: Introducer | None = None) -> None:
+                 now: float, initial_text: str = "", introducer: Introducer | None = None,
+                 join_timeout: float = JOIN_TIMEOUT) -> None:
         self.name = name
         self.token = token
         self.peer_id = peer_id
@@ -101,12 +107,14 @@ class PeerNode:
         self._out: list[tuple[bytes, Addr]] = []
         self._introducer_addr: Addr | None = None
         self._join_started = now
+        self.join_timeout = join_timeout
         self._join_interval = JOIN_RETRY_FIRST
         self._next_join = now
         self._cursor: tuple[int, int] | None = None
         self._awareness_dirty = True
         self._next_awareness = now + AWARENESS_RENEW
         self.remote_cursors_changed = False
+        self.synced = introducer is not None  # the host's document is the session's first state
         self._set_awareness(now)
         if introducer is not None:  # we are the host: the introducer lives beside us
             introducer.add_local_member(peer_id, name)
@@ -230,6 +238,8 @@ class PeerNode:
             link = Link(member.peer_id, member.name, member.addr or introducer_addr, created=now,
                         next_hello=now, last_rx=now)
             self.links[member.peer_id] = link
+        if member.addr is None:
+            link.is_host = True
         return link
 
     def _on_peer_datagram(self, sender: int, frames: list[Frame], addr: Addr, now: float) -> None:
@@ -300,6 +310,11 @@ class PeerNode:
             link.channel.send(encode_session_message(SyncStep2(doc.diff_since(msg.state_vector))))
         elif isinstance(msg, SyncStep2):
             doc.apply_sync(msg.update)
+            # Another joiner may still be empty itself: only the host's peer (or, once
+            # the host is gone, anyone) proves we now hold the whole document.
+            if not self.synced and (link.is_host or not any(l.is_host for l in self.links.values())):
+                self.synced = True
+                self._events.append(Synced())
         elif isinstance(msg, AwarenessUpdate):
             doc.awareness.now_ms = int(now * 1000)
             before = set(doc.awareness.states)
@@ -324,7 +339,7 @@ class PeerNode:
         times = [link.next_wakeup() for link in self.links.values()]
         times.append(self._next_join)
         if self.state == "joining":
-            times.append(self._join_started + JOIN_TIMEOUT)
+            times.append(self._join_started + self.join_timeout)
         times.append(self._next_awareness)
         return min(times)
 
@@ -332,10 +347,10 @@ class PeerNode:
         self._now = now
         if self.state in ("left", "failed"):
             return
-        if self.state == "joining" and now >= self._join_started + JOIN_TIMEOUT:
+        if self.state == "joining" and now >= self._join_started + self.join_timeout:
             self.state = "failed"
             where = ", ".join(f"{a[0]}:{a[1]}" for a in self.token.addrs)
-            self._events.append(JoinFailed(f"no answer from the host at {where} after {JOIN_TIMEOUT:.0f} s"))
+            self._events.append(JoinFailed(f"no answer from the host at {where} after {self.join_timeout:g} s"))
             return
         if now >= self._next_join:
             for addr in ([self._introducer_addr] if self._introducer_addr else self.token.addrs):

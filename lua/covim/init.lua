@@ -25,7 +25,13 @@ function M.attach(buf, chan)
       local c = attached[b]
       if not c then return true end
       local lines = vim.api.nvim_buf_get_lines(b, first, last_new, true)
-      notify(c, 'covim_lines', b, tick, first, last_old, lines, applying[b] == true)
+      -- The cursor (at the start of the change here) disambiguates diffs like end -> eend.
+      local crow, ccol = -1, -1
+      if vim.api.nvim_get_current_buf() == b then
+        local cur = vim.api.nvim_win_get_cursor(0)
+        crow, ccol = cur[1] - 1, cur[2]
+      end
+      notify(c, 'covim_lines', b, tick, first, last_old, lines, applying[b] == true, crow, ccol)
     end,
     on_reload = function(_, b)
       local c = attached[b]
@@ -51,11 +57,24 @@ function M.apply(buf, tick, edits)
   if not vim.api.nvim_buf_is_valid(buf) then return -1 end
   if vim.api.nvim_buf_get_changedtick(buf) ~= tick then return nil end
   applying[buf] = true
+  local modifiable = vim.bo[buf].modifiable
+  vim.bo[buf].modifiable = true  -- a joiner's buffer is read-only until the document arrives
+  -- In insert mode, text inserted exactly at the cursor goes after it, so the
+  -- user's next keystroke continues their own word (the CRDT orders it the same way).
+  local win = vim.api.nvim_get_current_win()
+  local inserting = vim.api.nvim_win_get_buf(win) == buf and vim.api.nvim_get_mode().mode:sub(1, 1) == 'i'
   local ok, err = pcall(function()
     for _, e in ipairs(edits) do
+      local keep = nil
+      if inserting and e[1] == e[3] and e[2] == e[4] then
+        local cur = vim.api.nvim_win_get_cursor(win)
+        if cur[1] - 1 == e[1] and cur[2] == e[2] then keep = cur end
+      end
       vim.api.nvim_buf_set_text(buf, e[1], e[2], e[3], e[4], e[5])
+      if keep then vim.api.nvim_win_set_cursor(win, keep) end
     end
   end)
+  vim.bo[buf].modifiable = modifiable
   applying[buf] = nil
   if not ok then error(err) end
   return vim.api.nvim_buf_get_changedtick(buf)

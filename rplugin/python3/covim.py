@@ -23,8 +23,8 @@ class CoVim:
         return self.impl.complete(*args)
 
     @pynvim.rpc_export("covim_lines", sync=False)
-    def lines(self, buf, tick, first, last_old, lines, applying):
-        self.impl.on_lines(buf, tick, first, last_old, lines, applying)
+    def lines(self, buf, tick, first, last_old, lines, applying, crow=-1, ccol=-1):
+        self.impl.on_lines(buf, tick, first, last_old, lines, applying, crow, ccol)
 
     @pynvim.rpc_export("covim_cursor", sync=False)
     def cursor(self, buf, row, col):

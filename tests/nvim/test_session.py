@@ -1,0 +1,161 @@
+"""Real headless Neovims editing one buffer together over loopback UDP."""
+
+from __future__ import annotations
+
+import time
+
+from covim_peers import connect, host, messages, shared_lines, status, type_keys, wait_converged, wait_mesh
+from nvim_harness import wait_for
+
+
+def test_three_peers_connect_into_a_full_mesh(nvim_factory):
+    a, b, c = nvim_factory(), nvim_factory(), nvim_factory()
+    token = host(a, "alice", ["hello", "wörld 🌍"])
+    connect(b, token, "bob")
+    connect(c, token, "carol")
+    wait_mesh([a, b, c])
+    assert wait_converged([a, b, c]) == ["hello", "wörld 🌍"]
+    st = status(b)
+    assert st["state"] == "joined" and st["name"] == "bob" and st["token"] == token
+    assert sorted(p["name"] for p in st["peers"]) == ["alice", "carol"]
+    assert all(p["path"] == "direct" and p["addr"].startswith("127.0.0.1:") for p in st["peers"])
+    assert st["bufnr"] == b.current.buffer.number and st["session"] == status(a)["session"]
+    wait_for(lambda: all(p["rtt_ms"] is not None for p in status(a)["peers"]), 5, what="RTT samples")
+    assert "Share this token: " + token in messages(a)
+
+
+def test_concurrent_typing_at_the_same_position_converges(nvim_factory):
+    peers = [nvim_factory() for _ in range(3)]
+    token = host(peers[0], "alice", ["start", "end"])
+    connect(peers[1], token, "bob")
+    connect(peers[2], token, "carol")
+    wait_mesh(peers)
+    wait_converged(peers)
+    words = ["αβγ-alice", "日本語-bob", "👩‍👩‍👧e\u0301-carol"]
+    # Everyone types at the start of line 2 at once, several bursts.
+    for round_ in range(3):
+        for nvim, word in zip(peers, words):
+            nvim.input(f"2GI{word}{round_}<Esc>")
+        for nvim in peers:
+            nvim.command("echo ''")
+    final = wait_converged(peers)
+    text = "\n".join(final)
+    for word in words:
+        for round_ in range(3):
+            assert f"{word}{round_}" in text
+    assert final[0] == "start" and final[1].endswith("end")
+
+
+def test_random_concurrent_edits_converge_exactly(nvim_factory):
+    import random
+    rng = random.Random(7)
+    peers = [nvim_factory() for _ in range(3)]
+    token = host(peers[0], "alice", [f"line {i} ✓" for i in range(20)])
+    connect(peers[1], token, "bob")
+    connect(peers[2], token, "carol")
+    wait_mesh(peers)
+    wait_converged(peers)
+    ops = ["dd", "x", "J", "o新しい<Esc>", "A tail<Esc>", "I→<Esc>", "yyp", "u", "cwword<Esc>"]
+    for _ in range(60):
+        nvim = rng.choice(peers)
+        nvim.input(f"{rng.randint(1, 15)}G{rng.randint(0, 5)}|{rng.choice(ops)}")
+    for nvim in peers:
+        nvim.command("echo ''")
+    final = wait_converged(peers, timeout=15)
+    assert final == shared_lines(peers[1])
+    for nvim in peers:
+        assert status(nvim)["resyncs"] == 0 or "resync" not in messages(nvim).lower()
+
+
+def test_late_joiner_gets_the_whole_document(nvim_factory):
+    a, b = nvim_factory(), nvim_factory()
+    token = host(a, "alice", ["one"])
+    connect(b, token, "bob")
+    wait_mesh([a, b])
+    type_keys(b, "Go2 from bob<Esc>")
+    wait_converged([a, b])
+    type_keys(a, "Go3 from alice ✨<Esc>")
+    wait_converged([a, b])
+    c = nvim_factory()
+    connect(c, token, "carol")
+    wait_mesh([a, b, c])
+    assert wait_converged([a, b, c]) == ["one", "2 from bob", "3 from alice ✨"]
+
+
+def test_host_quits_and_the_others_keep_editing(nvim_factory):
+    a, b, c = nvim_factory(), nvim_factory(), nvim_factory()
+    token = host(a, "alice", ["shared"])
+    connect(b, token, "bob")
+    connect(c, token, "carol")
+    wait_mesh([a, b, c])
+    wait_converged([a, b, c])
+    leftovers = nvim_factory.stop(a)
+    assert leftovers == []
+    wait_for(lambda: [p["name"] for p in status(b)["peers"]] == ["carol"], 10, what="bob sees only carol")
+    type_keys(b, "Obob after host<Esc>")
+    type_keys(c, "Gocarol after host<Esc>")
+    assert wait_converged([b, c]) == ["bob after host", "shared", "carol after host"]
+    assert "'alice' left the session" in messages(b)
+
+
+def test_remote_cursors_show_names(nvim_factory):
+    a, b = nvim_factory(), nvim_factory()
+    token = host(a, "alice", ["first line", "second ünïcode line"])
+    connect(b, token, "bob")
+    wait_mesh([a, b])
+    wait_converged([a, b])
+    type_keys(b, "2G10|")  # bob's cursor: row 2, on the 10th column
+    ns = a.api.create_namespace("covim_cursors")
+
+    def bob_mark():
+        for _id, row, col, details in a.api.buf_get_extmarks(0, ns, 0, -1, {"details": True}):
+            if any("bob" in chunk[0] for chunk in details.get("virt_text", [])):
+                return row, col, details
+        return None
+
+    expected_col = len("second ünïcode line"[:9].encode())
+    row, col, details = wait_for(lambda: (m := bob_mark()) and m[:2] == (1, expected_col) and m, 5,
+                                 what="bob's cursor at row 2, column 10 on alice's screen")
+    assert details["hl_group"].startswith("CoVimCursor")
+    assert details["virt_text"][-1][1].startswith("CoVimName")
+    assert a.command_output("highlight CoVimCursor1").strip() != ""
+
+
+def test_joiner_keeps_its_unsaved_work(nvim_factory):
+    a, b = nvim_factory(), nvim_factory()
+    token = host(a, "alice", ["the session text"])
+    b.current.buffer[:] = ["my unsaved draft"]
+    original = b.current.buffer.number
+    connect(b, token, "bob")
+    wait_mesh([a, b])
+    wait_converged([a, b])
+    assert status(b)["bufnr"] != original
+    assert b.api.buf_get_lines(original, 0, -1, True) == ["my unsaved draft"]
+    assert b.api.get_option_value("modified", {"buf": original}) is True
+
+
+def test_disconnect_keeps_the_buffer_and_stops_syncing(nvim_factory):
+    a, b = nvim_factory(), nvim_factory()
+    token = host(a, "alice", ["x"])
+    connect(b, token, "bob")
+    wait_mesh([a, b])
+    wait_converged([a, b])
+    bufnr = status(b)["bufnr"]
+    b.command("CoVim disconnect")
+    assert status(b)["state"] == "idle"
+    wait_for(lambda: status(a)["peers"] == [], 5, what="alice notices bob left")
+    type_keys(a, "Alice<Esc>")
+    time.sleep(0.3)
+    assert b.api.buf_get_lines(bufnr, 0, -1, True) == ["x"]
+    assert a.current.buffer[:] == ["xlice"]
+
+
+def test_big_paste_reaches_the_other_peer(nvim_factory):
+    a, b = nvim_factory(), nvim_factory()
+    token = host(a, "alice", [""])
+    connect(b, token, "bob")
+    wait_mesh([a, b])
+    lines = [f"{i:06d} Ünïcödé line with some text to make it longer ✓" for i in range(40_000)]
+    a.current.buffer[:] = lines  # ~2.3 MB in one change
+    wait_for(lambda: b.api.buf_line_count(status(b)["bufnr"]) == len(lines), 30, what="the paste arrives")
+    assert wait_converged([a, b], timeout=30) == lines
