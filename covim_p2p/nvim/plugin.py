@@ -104,7 +104,8 @@ class CoVimPlugin:
             self.info("the shared document has arrived; you can edit now")
         elif isinstance(event, ev.JoinFailed):
             self.error(f"could not join: {event.reason}")
-            self._stop()
+            # We are on the trio side here: Neovim may only be called through async_call.
+            self.nvim.async_call(lambda: self._stop() if self.session is session else None)
         elif isinstance(event, ev.PeerUp):
             self.info(f"'{event.name}' is connected")
         elif isinstance(event, ev.PeerDown):
@@ -113,10 +114,17 @@ class CoVimPlugin:
             self.report(event.text, "WarningMsg")
 
     def _stop(self) -> None:
-        if self.session is not None and self._factory is not None:
-            self.last_state = "failed" if self.session.node.state == "failed" else "idle"
-            self._factory.stop(self.session)
+        session = self.session
+        if session is not None and self._factory is not None:
+            self.last_state = "failed" if session.node.state == "failed" else "idle"
+            self._factory.stop(session)
             self.session = None
+            if session.role == "peer" and not session.node.synced and session.bridge is not None:
+                # The join never got the document: drop the empty read-only buffer we made.
+                try:
+                    self.nvim.api.buf_delete(session.bridge.buf, {"force": True})
+                except Exception:  # noqa: BLE001 - the user may have closed it already
+                    pass
 
     # ---- entry points -----------------------------------------------------------
 
@@ -163,7 +171,10 @@ class CoVimPlugin:
         name = self._name(rest[1] if len(rest) > 1 else None)
         factory = self._ensure_engine()
         buf = self.nvim.api.create_buf(True, False)
-        self.nvim.api.buf_set_name(buf, f"covim://{token.session:016x}/{name}")
+        base = f"covim://{token.session:016x}/{name}"
+        taken = {b.name for b in self.nvim.buffers}
+        bufname = next(n for n in (base if i == 0 else f"{base}~{i}" for i in range(1000)) if n not in taken)
+        self.nvim.api.buf_set_name(buf, bufname)
         self.nvim.api.set_option_value("buftype", "nofile", {"buf": buf})
         self.nvim.api.set_option_value("swapfile", False, {"buf": buf})
         self.nvim.api.win_set_buf(0, buf)

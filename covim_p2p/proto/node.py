@@ -218,7 +218,8 @@ class PeerNode:
             for member in msg.members:
                 self._ensure_link(member, addr, now)
         elif isinstance(msg, PeerJoined):
-            self._ensure_link(msg.member, addr, now)
+            if self.state == "joined":  # while joining we drop peer traffic; WELCOME lists everyone
+                self._ensure_link(msg.member, addr, now)
         elif isinstance(msg, Reject):
             if self.state == "joining":
                 self.state = "failed"

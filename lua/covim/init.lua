@@ -111,7 +111,12 @@ function M.setup_shutdown(chan)
     callback = function()
       vim.g.covim_stopped = false
       notify(chan, 'covim_shutdown')
-      vim.wait(500, function() return vim.g.covim_stopped == true end, 5)
+      if not vim.wait(500, function() return vim.g.covim_stopped == true end, 5) then
+        -- The host is wedged: it would ignore SIGTERM and Neovim would wait 2 s
+        -- more for it. It has had its chance to say goodbye; end it now.
+        local ok, pid = pcall(vim.fn.jobpid, chan)
+        if ok and pid and pid > 0 then pcall(vim.uv.kill, pid, 'sigkill') end
+      end
     end,
   })
 end

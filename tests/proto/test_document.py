@@ -314,6 +314,17 @@ def test_sticky_follows_a_concurrent_insert_before_it(offset, expected):
     assert b.resolve_sticky(cursor) == expected
 
 
+def test_sticky_on_a_deleted_character_resolves_to_where_it_was():
+    a = SharedDocument(1, "hello world")
+    cursor = a.sticky(4)  # before the "o"
+    b = SharedDocument(2)
+    sync(b, a)
+    b.local_edits([TextEdit(2, 5, "")])  # "llo w" is gone
+    assert str(b) == "heorld" and b.resolve_sticky(cursor) == 2
+    b.local_edits([TextEdit(0, b.byte_len(), "")])
+    assert b.resolve_sticky(cursor) == 0
+
+
 def test_sticky_at_end_stays_before_text_appended_after_it():
     a = SharedDocument(1, "abc")
     cursor = a.sticky(3)
