@@ -45,6 +45,7 @@ class BufferBridge:
         self.flush_scheduled = False
         self.refusals = 0
         self.resyncs = 0
+        self.snapshot_tick = -1
         self._queued: list[tuple] = []
         self._colors: dict[int, int] = {}
         self._marks: dict[int, int] = {}
@@ -59,14 +60,30 @@ class BufferBridge:
                  cursor: tuple[int, int] = (-1, -1)) -> None:
         if self.closed or applying:
             return
-        if self.busy:
-            self._queued.append((tick, first, last_old, lines, cursor))
+        # Leave pynvim's greenlet before touching pycrdt: a Rust panic unwinding
+        # through a greenlet's stack kills the host, on the loop it is an exception.
+        self.nvim.loop.call_soon(self._local_change_guarded, (tick, first, last_old, lines, cursor))
+
+    def _local_change_guarded(self, event: tuple) -> None:
+        if self.closed:
             return
-        self._local_change(tick, first, last_old, lines, cursor)
+        if self.busy:
+            self._queued.append(event)
+            return
+        try:
+            self._local_change(*event)
+        except BaseException as exc:  # noqa: BLE001 - pycrdt panics are BaseExceptions
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            self.report(f"could not record a change ({type(exc).__name__}: {exc}); resyncing", "WarningMsg")
+            self.schedule_flush(resync=True)
 
     def _local_change(self, tick: int, first: int, last_old: int, lines: list[str],
                       cursor: tuple[int, int] = (-1, -1)) -> None:
+        if tick <= self.snapshot_tick:
+            return  # already contained in the snapshot we resynced from
         self.tick = tick
+        self.refusals = 0  # events are flowing: a refusal was only a race with typing
         one_line = last_old == first + 1 and len(lines) == 1 and first < len(self.shadow.lines)
         old_line = self.shadow.lines[first] if one_line else ""
         try:
@@ -88,6 +105,7 @@ class BufferBridge:
         if self.pending:
             rebased_local, rebased_pending = transform_local(edit, self.pending)
             self.node.local_edits([rebased_local], time.monotonic())
+            self._move_cursors([rebased_local])
             if rebased_pending is None:
                 fix = diff_texts(self.shadow.text(), str(self.node.document))
                 rebased_pending = [fix] if fix else []
@@ -95,6 +113,7 @@ class BufferBridge:
             self.schedule_flush()
         else:
             self.node.local_edits([edit], time.monotonic())
+            self._move_cursors([edit])
         self.poke()
 
     def on_cursor(self, row: int, col: int) -> None:
@@ -142,7 +161,7 @@ class BufferBridge:
             self.busy = False
         queued, self._queued = self._queued, []
         for event in queued:
-            self._local_change(*event)
+            self._local_change_guarded(event)
         if self.pending or self.refusals:
             self.nvim.loop.call_later(0.005 * min(self.refusals, 10), self.schedule_flush)
 
@@ -169,6 +188,7 @@ class BufferBridge:
             self.refusals += 1
             return
         self.tick = result
+        self._move_cursors(self.pending)
         self.pending = []
         self.refusals = 0
 
@@ -178,7 +198,7 @@ class BufferBridge:
         tick, lines = self.nvim.exec_lua("return require('covim').snapshot(...)", self.buf)
         fix = diff_texts(self.shadow.text(), "\n".join(lines or [""]))
         self.shadow = ShadowBuffer(lines)
-        self.tick = tick
+        self.tick = self.snapshot_tick = tick
         self.refusals = 0
         if fix is not None:
             self._feed_local(fix)
@@ -197,6 +217,19 @@ class BufferBridge:
 
     # ---- cursors ----------------------------------------------------------------
 
+    def _move_cursors(self, edits: list[TextEdit]) -> None:
+        """Peers' cursors follow the text between their awareness updates."""
+        if not self.cursors:
+            return
+        moved = []
+        for client_id, name, anchor, head in self.cursors:
+            for edit in edits:
+                anchor = None if anchor is None else map_offset(anchor, edit)
+                head = None if head is None else map_offset(head, edit)
+            moved.append((client_id, name, anchor, head))
+        self.cursors = moved
+        self.cursors_dirty = True
+
     def _color(self, client_id: int) -> int:
         if client_id not in self._colors:
             used = set(self._colors.values())
@@ -212,6 +245,8 @@ class BufferBridge:
                 continue
             row, col = self.shadow.offset_to_pos(min(head, size))
             line = self.shadow.lines[row].encode("utf-8")
+            while 0 < col < len(line) and (line[col] & 0xC0) == 0x80:
+                col -= 1  # a peer's offset may be a little stale: never point inside a character
             end = -1
             if col < len(line):
                 end = col + 1

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pycrdt import Assoc, Awareness, Doc, StickyIndex, Text
+from pycrdt import Awareness, Doc, StickyIndex, Text
 
-from ..editor.edits import TextEdit, delta_to_edits, is_char_boundary
+from ..editor.edits import TextEdit, delta_to_edits
 from .codec import DecodeError, Reader
 
 LOCAL = "covim-local"
@@ -65,13 +65,6 @@ def _split_utf8(text: str, limit: int) -> list[str]:
     return pieces
 
 
-def _floor_to_char(data: bytes, offset: int) -> int:
-    offset = max(0, min(offset, len(data)))
-    while offset < len(data) and (data[offset] & 0xC0) == 0x80:
-        offset -= 1
-    return offset
-
-
 class ClockedAwareness(Awareness):
     """pycrdt's Awareness reads time.time(); ours takes the clock from the machine."""
 
@@ -108,17 +101,18 @@ class SharedDocument:
     # ---- local side ------------------------------------------------------
 
     def local_edits(self, edits: list[TextEdit]) -> list[tuple[bytes, bytes]]:
-        """Apply the editor's edits; returns (dependencies, update) pairs to broadcast."""
+        """Apply the editor's edits; returns (dependencies, update) pairs to broadcast.
+
+        Offsets must fall on UTF-8 character boundaries (pycrdt silently appends or
+        truncates otherwise).  The shadow buffer guarantees that by construction and
+        its property tests pin it; checking here would cost a copy of the whole text
+        per keystroke.
+        """
         out: list[tuple[bytes, bytes]] = []
         for edit in edits:
             length = len(self.text)
             if edit.offset < 0 or edit.delete < 0 or edit.offset + edit.delete > length:
                 raise ValueError(f"edit {edit.offset}+{edit.delete} outside a text of {length} bytes")
-            text = str(self.text)
-            if not text.isascii():  # pycrdt appends, truncates or panics at a mid-character offset
-                data = text.encode()
-                if not (is_char_boundary(data, edit.offset) and is_char_boundary(data, edit.offset + edit.delete)):
-                    raise ValueError(f"edit {edit.offset}+{edit.delete} does not fall on UTF-8 character boundaries")
             pieces = _split_utf8(edit.insert, MAX_INSERT_CHUNK) if edit.insert else []
             offset = edit.offset
             for i, piece in enumerate(pieces or [""]):
@@ -191,20 +185,15 @@ class SharedDocument:
     # ---- cursors ---------------------------------------------------------
 
     def sticky(self, offset: int) -> dict:
-        """A position that follows concurrent edits.  pycrdt panics for AFTER at the
-        very end (and for any position in an empty text), so the end sticks to the
-        character before it, and an empty text sends a plain offset.
-        pycrdt 0.14.13 (yrs 0.28) counts a StickyIndex in bytes across items but
-        in UTF-16 clock units inside the item holding the position, so it is
-        exact only when everything before the position is ASCII; elsewhere we
-        send the plain byte offset (right now, though it does not follow edits)."""
-        data = str(self.text).encode()
-        length = len(data)
-        offset = _floor_to_char(data, offset)
-        if length == 0 or not data[:offset].isascii():
-            return {"offset": offset}
-        assoc = Assoc.AFTER if offset < length else Assoc.BEFORE
-        return StickyIndex.new(self.text, offset, assoc).to_json()
+        """Our cursor for the awareness state, as a plain UTF-8 byte offset.
+
+        pycrdt 0.14.13 counts a StickyIndex in bytes across items but in UTF-16
+        units inside the item holding the position (found by our tests), so it is
+        wrong after any non-ASCII character, and it panics at the very end and in
+        an empty text.  A byte offset is exact when sent and is refreshed on every
+        cursor move; receivers clamp it and round it down to a character.
+        """
+        return {"offset": max(0, min(offset, len(self.text)))}
 
     def resolve_sticky(self, data: Any) -> int | None:
         """Resolve a peer's cursor, or None.  Validated first: pycrdt panics on an item
@@ -212,7 +201,7 @@ class SharedDocument:
         if not isinstance(data, dict):
             return None
         if isinstance(data.get("offset"), int):
-            return _floor_to_char(str(self.text).encode(), data["offset"])
+            return max(0, min(data["offset"], len(self.text)))
         item = data.get("item")
         if not isinstance(item, dict) or data.get("assoc") not in (0, -1):
             return None
@@ -222,8 +211,7 @@ class SharedDocument:
         if clock >= self._have().get(client, 0):
             return None
         try:
-            index = StickyIndex.from_json(data, self.text).get_index()
-            return _floor_to_char(str(self.text).encode(), index)
+            return StickyIndex.from_json(data, self.text).get_index()
         except BaseException as exc:  # noqa: BLE001 - belt and braces; see docstring
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise

@@ -1,9 +1,13 @@
-"""Session tokens: what a host prints and a joiner pastes.
+"""Tokens people paste: session tokens (host -> joiner) and peer tokens (peer -> host).
 
-A token names the introducer's addresses, the session id and a 16-byte
-session secret, as ``covim1-`` + unpadded URL-safe base64 of a small binary
-record.  The secret proves membership to the introducer today and is the
-pre-shared key the encryption layer will derive its keys from.
+A session token names the introducer's addresses, the session id and a
+16-byte session secret: ``covim1-`` + unpadded URL-safe base64.  The secret
+proves membership to the introducer today and is the pre-shared key the
+encryption layer will derive its keys from.
+
+A peer token (``covim1p-``, made by ``:CoVim start``) names a waiting peer's
+addresses and a 16-byte invite nonce, for Enhanced CoVim's flow where the
+host admits a peer with ``:CoVim add <token>``.
 """
 
 from __future__ import annotations
@@ -16,11 +20,39 @@ from .codec import DecodeError, Reader, Writer
 from .framing import Addr, read_addr, write_addr
 
 PREFIX = "covim1-"
+PEER_PREFIX = "covim1p-"
 SECRET_LEN = 16
 
 
 class BadToken(ValueError):
     """The text the user gave is not a covim token."""
+
+
+def _encode(prefix: str, addrs: tuple[Addr, ...], tail: bytes) -> str:
+    w = Writer().u8(len(addrs))
+    for addr in addrs:
+        write_addr(w, addr)
+    w.raw(tail)
+    return prefix + base64.urlsafe_b64encode(w.bytes()).decode("ascii").rstrip("=")
+
+
+def _decode(prefix: str, text: str, tail_len: int) -> tuple[tuple[Addr, ...], bytes]:
+    text = text.strip()
+    if not text.startswith(prefix):
+        raise BadToken(f"not a covim token (it should start with {prefix!r})")
+    body = text[len(prefix):]
+    try:
+        r = Reader(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        n = r.u8()
+        if not 1 <= n <= 8:
+            raise DecodeError(f"{n} addresses")
+        addrs = tuple(read_addr(r) for _ in range(n))
+        tail = r.raw(tail_len)
+        if not r.at_end():
+            raise DecodeError("trailing bytes")
+    except (binascii.Error, ValueError) as exc:
+        raise BadToken(f"damaged covim token ({exc})") from None
+    return addrs, tail
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,29 +62,28 @@ class SessionToken:
     secret: bytes
 
     def encode(self) -> str:
-        w = Writer().u8(len(self.addrs))
-        for addr in self.addrs:
-            write_addr(w, addr)
-        w.u64(self.session).raw(self.secret)
-        return PREFIX + base64.urlsafe_b64encode(w.bytes()).decode("ascii").rstrip("=")
+        return _encode(PREFIX, self.addrs, Writer().u64(self.session).raw(self.secret).bytes())
 
     @classmethod
     def decode(cls, text: str) -> "SessionToken":
-        text = text.strip()
-        if not text.startswith(PREFIX):
-            raise BadToken(f"not a covim token (it should start with {PREFIX!r})")
-        body = text[len(PREFIX):]
-        try:
-            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-            r = Reader(raw)
-            n = r.u8()
-            if not 1 <= n <= 8:
-                raise DecodeError(f"{n} addresses")
-            addrs = tuple(read_addr(r) for _ in range(n))
-            session = r.u64()
-            secret = r.raw(SECRET_LEN)
-            if not r.at_end():
-                raise DecodeError("trailing bytes")
-        except (binascii.Error, ValueError) as exc:
-            raise BadToken(f"damaged covim token ({exc})") from None
-        return cls(addrs, session, secret)
+        if text.strip().startswith(PEER_PREFIX):
+            raise BadToken("that is a peer token, not a session covim token: the host admits it with :CoVim add")
+        addrs, tail = _decode(PREFIX, text, 8 + SECRET_LEN)
+        r = Reader(tail)
+        return cls(addrs, r.u64(), r.raw(SECRET_LEN))
+
+
+@dataclass(frozen=True, slots=True)
+class PeerToken:
+    addrs: tuple[Addr, ...]
+    nonce: bytes
+
+    def encode(self) -> str:
+        return _encode(PEER_PREFIX, self.addrs, self.nonce)
+
+    @classmethod
+    def decode(cls, text: str) -> "PeerToken":
+        if not text.strip().startswith(PEER_PREFIX):
+            raise BadToken(f"not a peer token (it should start with {PEER_PREFIX!r}; make one with :CoVim start)")
+        addrs, nonce = _decode(PEER_PREFIX, text, SECRET_LEN)
+        return cls(addrs, nonce)

@@ -521,16 +521,6 @@ def test_cursor_shows_up_at_the_right_offset_and_disappears_when_the_peer_leaves
         assert all(n != "p1" for _, n, _, _ in mesh.nodes[name].cursors())
 
 
-def test_cursor_follows_a_concurrent_edit_before_it():
-    mesh = build(2, initial_text="abcdefghij")
-    mesh.nodes["p1"].set_cursor(5, 5, mesh.net.now)
-    mesh.run(mesh.net.now + 0.1)
-    assert cursor_of(mesh.nodes["p2"], "p1") == (5, 5)
-    mesh.editors["host"].insert(0, "XYZ", mesh.net.now)
-    mesh.run(mesh.net.now + 0.1)
-    assert cursor_of(mesh.nodes["p2"], "p1") == (8, 8)  # without p1 sending anything new
-
-
 def test_cursor_of_a_vanished_peer_expires():
     mesh = build(2)
     mesh.nodes["p1"].set_cursor(1, 1, mesh.net.now)
