@@ -13,7 +13,8 @@ import time
 import traceback
 
 from ..proto import node as ev
-from ..proto.token import BadToken, SessionToken
+from ..proto.rendezvous import InviteAnswered, InviteExpired
+from ..proto.token import BadToken, PeerToken, SessionToken
 from .session import Session, SessionFactory
 from .trio_host import TrioHost
 
@@ -94,10 +95,17 @@ class CoVimPlugin:
         if self.session is not None and not self.session.stopped:
             raise UserError(f"already in a session as '{self.session.name}': :CoVim disconnect first")
 
-    def _on_event(self, session: Session, event) -> None:
+    def _on_event(self, session, event) -> None:
         if session is not self.session:
             return
-        if isinstance(event, ev.Joined):
+        if isinstance(event, SessionToken):  # a waiting peer was invited (trio side: hop to Neovim)
+            self.nvim.async_call(lambda: self._accept_invite(session, event))
+        elif isinstance(event, InviteAnswered):
+            self.info(f"the peer at {event.addr[0]}:{event.addr[1]} accepted the invitation")
+        elif isinstance(event, InviteExpired):
+            where = ", ".join(f"{a[0]}:{a[1]}" for a in event.addrs)
+            self.error(f"the peer at {where} did not answer the invitation (is it still waiting?)")
+        elif isinstance(event, ev.Joined):
             if session.role == "peer":
                 self.info(f"joined the session as '{session.name}'")
         elif isinstance(event, ev.Synced):
@@ -116,7 +124,7 @@ class CoVimPlugin:
     def _stop(self) -> None:
         session = self.session
         if session is not None and self._factory is not None:
-            self.last_state = "failed" if session.node.state == "failed" else "idle"
+            self.last_state = "failed" if getattr(session, "node", None) and session.node.state == "failed" else "idle"
             self._factory.stop(session)
             self.session = None
             if session.role == "peer" and not session.node.synced and session.bridge is not None:
@@ -170,14 +178,7 @@ class CoVimPlugin:
             raise UserError(str(exc)) from None
         name = self._name(rest[1] if len(rest) > 1 else None)
         factory = self._ensure_engine()
-        buf = self.nvim.api.create_buf(True, False)
-        base = f"covim://{token.session:016x}/{name}"
-        taken = {b.name for b in self.nvim.buffers}
-        bufname = next(n for n in (base if i == 0 else f"{base}~{i}" for i in range(1000)) if n not in taken)
-        self.nvim.api.buf_set_name(buf, bufname)
-        self.nvim.api.set_option_value("buftype", "nofile", {"buf": buf})
-        self.nvim.api.set_option_value("swapfile", False, {"buf": buf})
-        self.nvim.api.win_set_buf(0, buf)
+        buf = self._new_shared_buffer(token, name)
         try:
             self.session = factory.connect(buf.number, token, name)
         except OSError as exc:
@@ -186,10 +187,56 @@ class CoVimPlugin:
         self.info(f"connecting as '{name}' to {', '.join(f'{a[0]}:{a[1]}' for a in token.addrs)}...")
 
     def _cmd_start(self, rest: list[str]) -> None:
-        raise UserError(":CoVim start/add (invite by peer token) is not available in this version: "
-                        "use :CoVim host and :CoVim connect <token>")
+        """Enhanced CoVim: make my token, then wait until the host runs :CoVim add <it>."""
+        self._require_idle()
+        port = 0
+        if rest:
+            if not rest[0].isdigit() or not 0 <= int(rest[0]) <= 65535:
+                raise UserError(f"not a port: {rest[0]}")
+            port = int(rest[0])
+        name = self._name(rest[1] if len(rest) > 1 else None)
+        factory = self._ensure_engine()
+        try:
+            self.session = factory.wait_for_invite(port, name)
+        except OSError as exc:
+            raise UserError(exc.strerror or str(exc)) from None
+        token = self.session.token_text
+        self.nvim.vars["covim_token"] = token
+        self.info(f"waiting as '{name}'. Give this token to the host (:CoVim add <token>): {token}")
 
-    _cmd_add = _cmd_start
+    def _cmd_add(self, rest: list[str]) -> None:
+        """Enhanced CoVim: the host admits a peer that ran :CoVim start."""
+        s = self.session
+        if s is None or s.role != "host":
+            raise UserError("only the host can add a peer: run :CoVim host first")
+        if not rest:
+            raise UserError("usage: :CoVim add <token from the peer's :CoVim start>")
+        try:
+            peer = PeerToken.decode(rest[0])
+        except BadToken as exc:
+            raise UserError(str(exc)) from None
+        s.extra["introducer"].invite(peer.addrs, peer.nonce, s.token_text, time.monotonic())
+        s.driver.poke()
+        self.info(f"inviting the peer at {', '.join(f'{a[0]}:{a[1]}' for a in peer.addrs)}...")
+
+    def _accept_invite(self, waiting, token: SessionToken) -> None:
+        if self.session is not waiting or self._factory is None:
+            return
+        buf = self._new_shared_buffer(token, waiting.name)
+        self.session = self._factory.connect(buf.number, token, waiting.name, waiting=waiting)
+        self.info(f"invited by the host at {token.addrs[0][0]}:{token.addrs[0][1]}; joining as '{waiting.name}'...")
+
+    def _new_shared_buffer(self, token: SessionToken, name: str):
+        """A fresh buffer for the session: whatever the user had stays untouched."""
+        buf = self.nvim.api.create_buf(True, False)
+        base = f"covim://{token.session:016x}/{name}"
+        taken = {b.name for b in self.nvim.buffers}
+        bufname = next(n for n in (base if i == 0 else f"{base}~{i}" for i in range(1000)) if n not in taken)
+        self.nvim.api.buf_set_name(buf, bufname)
+        self.nvim.api.set_option_value("buftype", "nofile", {"buf": buf})
+        self.nvim.api.set_option_value("swapfile", False, {"buf": buf})
+        self.nvim.api.win_set_buf(0, buf)
+        return buf
 
     def _cmd_disconnect(self, rest: list[str]) -> None:
         if self.session is None:
@@ -217,6 +264,9 @@ class CoVimPlugin:
         if s is None:
             return {"state": self.last_state, "name": "", "token": "", "session": "", "bufnr": -1,
                     "peers": [], "role": ""}
+        if s.role == "waiting":
+            return {"state": "waiting", "role": "waiting", "name": s.name, "token": s.token_text,
+                    "session": "", "bufnr": -1, "peers": [], "synced": False}
         bridge = s.bridge
         return {
             "state": s.node.state, "role": s.role, "name": s.name, "token": s.token_text,

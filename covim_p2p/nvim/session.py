@@ -16,7 +16,8 @@ from ..io.udp import UdpDriver, bind_udp
 from ..proto.hoststack import HostStack
 from ..proto.node import JOIN_TIMEOUT, PeerNode
 from ..proto.rendezvous import Introducer
-from ..proto.token import SECRET_LEN, SessionToken
+from ..proto.invite import InviteWaiter
+from ..proto.token import SECRET_LEN, PeerToken, SessionToken
 from .bridge import BufferBridge
 from .trio_host import TrioHost
 
@@ -58,6 +59,23 @@ class Session:
         return self.token.encode()
 
 
+@dataclass
+class Waiting:
+    """A peer that ran ``:CoVim start`` and waits for the host's ``:CoVim add``."""
+    name: str
+    token: PeerToken
+    waiter: InviteWaiter
+    driver: UdpDriver
+    scope: Any = None
+    stopped: bool = False
+    accepted: bool = False
+    role: str = "waiting"
+
+    @property
+    def token_text(self) -> str:
+        return self.token.encode()
+
+
 class SessionFactory:
     def __init__(self, nvim, trio_host: TrioHost, report: Report, on_event: Callable[[Session, Any], None]) -> None:
         self.nvim = nvim
@@ -74,11 +92,43 @@ class SessionFactory:
                              secrets.randbits(63) | 1, secrets.token_bytes(SECRET_LEN))
         return self._start("host", buf, sock, token, name, host=True)
 
-    def connect(self, buf: int, token: SessionToken, name: str) -> Session:
+    def connect(self, buf: int, token: SessionToken, name: str, waiting: "Waiting | None" = None) -> Session:
+        """Join ``token``'s session; ``waiting``: keep the socket of a peer that ran :CoVim start."""
+        if waiting is not None:
+            return self._start("peer", buf, waiting.driver.sock, token, name, host=False,
+                               driver=waiting.driver, scope=waiting.scope)
         sock = bind_udp(str(self.nvim.vars.get("covim_bind", "0.0.0.0")), 0)
         return self._start("peer", buf, sock, token, name, host=False)
 
-    def _start(self, role: str, buf: int, sock: socket.socket, token: SessionToken, name: str, *, host: bool) -> Session:
+    def wait_for_invite(self, port: int, name: str) -> Waiting:
+        """``:CoVim start``: a socket and a peer token; ``:CoVim add`` on the host brings the invitation."""
+        bind_host = str(self.nvim.vars.get("covim_bind", "0.0.0.0"))
+        sock = bind_udp(bind_host, port)
+        ips = advertised_ips(bind_host, self.nvim.vars.get("covim_host_addr"))
+        nonce = secrets.token_bytes(SECRET_LEN)
+        token = PeerToken(tuple((ip, sock.getsockname()[1]) for ip in ips), nonce)
+        waiter = InviteWaiter(nonce, secrets.randbits(64) | 1)
+        waiting: Waiting | None = None
+
+        def activity() -> None:
+            if waiting is not None and waiter.invited is not None and not waiting.accepted:
+                waiting.accepted = True
+                self.on_event(waiting, waiter.invited)
+
+        driver = UdpDriver(waiter, sock, activity)
+        waiting = Waiting(name, token, waiter, driver)
+
+        async def run() -> None:
+            try:
+                await driver.run()
+            finally:
+                sock.close()
+
+        waiting.scope = self.trio.spawn(run, "network driver")
+        return waiting
+
+    def _start(self, role: str, buf: int, sock: socket.socket, token: SessionToken, name: str, *, host: bool,
+               driver: UdpDriver | None = None, scope: Any = None) -> Session:
         tick, lines = self.nvim.exec_lua("return require('covim').attach(...)", buf, self.nvim.channel_id)
         now = time.monotonic()
         introducer = Introducer(token.session, token.secret) if host else None
@@ -96,8 +146,14 @@ class SessionFactory:
             if session is not None:
                 self._drain(session)
 
-        driver = UdpDriver(machine, sock, activity)
+        reuse = driver is not None
+        if driver is None:
+            driver = UdpDriver(machine, sock, activity)
+        else:  # the waiting peer's driver, socket and tasks carry on with the session's machine
+            driver.machine = machine
+            driver._on_activity = activity
         session = Session(role, name, token, node, driver)
+        session.extra["introducer"] = introducer
         session.bridge = BufferBridge(self.nvim, buf, node, driver.poke, self.report, tick, lines)
         if not host:
             session.bridge.locked = True
@@ -109,13 +165,17 @@ class SessionFactory:
             finally:
                 sock.close()
 
-        session.scope = self.trio.spawn(run, "network driver")
+        session.scope = scope if reuse else self.trio.spawn(run, "network driver")
+        driver.poke()
         return session
 
     def _drain(self, session: Session) -> None:
         node = session.node
         while (event := node.next_event()) is not None:
             self.on_event(session, event)
+        introducer = session.extra.get("introducer")
+        while introducer is not None and introducer.events:
+            self.on_event(session, introducer.events.pop(0))
         bridge = session.bridge
         if bridge is None or bridge.closed:
             return
@@ -129,10 +189,13 @@ class SessionFactory:
                 bridge.locked and node.synced):
             bridge.schedule_flush()
 
-    def stop(self, session: Session) -> None:
+    def stop(self, session: "Session | Waiting") -> None:
         if session.stopped:
             return
         session.stopped = True
+        if isinstance(session, Waiting):
+            self.trio.cancel(session.scope)
+            return
         session.node.leave(time.monotonic())
         try:
             session.driver.flush()  # the goodbyes leave now, not on the next tick

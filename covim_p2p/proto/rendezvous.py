@@ -13,6 +13,10 @@ Rules of the introducer:
 * A name held by another live member -> REJECT saying so.  A wrong secret ->
   REJECT (the same session id with a wrong secret is someone's mistake).
 * LEAVE, or no JOIN for ``MEMBER_TIMEOUT`` seconds -> PEER_LEFT to the others.
+* ``invite(peer_token)`` (Enhanced CoVim's ``:CoVim add``) sends INVITE with
+  the session token to a waiting peer's addresses, with backoff, until it
+  answers INVITE_ACK with the token's nonce or ``INVITE_TIMEOUT`` passes; the
+  outcome is queued in ``events``.
 * One member may be *local* (the host's own peer, sharing the introducer's
   socket): it gets its notifications through ``local_sink`` and is announced
   with ``at_introducer`` so others use the address they reached us at.
@@ -27,7 +31,8 @@ from typing import Callable
 from .codec import DecodeError, Reader, Writer
 from .framing import KIND_RENDEZVOUS, Addr, decode_datagram_untrusted, encode_datagram, read_addr, write_addr
 
-R_JOIN, R_WELCOME, R_REJECT, R_PEER_JOINED, R_PEER_LEFT, R_LEAVE = 1, 2, 3, 4, 5, 6
+R_JOIN, R_WELCOME, R_REJECT, R_PEER_JOINED, R_PEER_LEFT, R_LEAVE, R_INVITE, R_INVITE_ACK = 1, 2, 3, 4, 5, 6, 7, 8
+INVITE_TIMEOUT = 15.0
 MEMBER_TIMEOUT = 20.0
 MAX_MEMBERS = 64
 MAX_NAME = 64
@@ -72,7 +77,28 @@ class Leave:
     pass
 
 
-Message = Join | Welcome | Reject | PeerJoined | PeerLeft | Leave
+@dataclass(frozen=True, slots=True)
+class Invite:
+    session_token: str
+    nonce: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InviteAck:
+    nonce: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InviteAnswered:
+    addr: Addr
+
+
+@dataclass(frozen=True, slots=True)
+class InviteExpired:
+    addrs: tuple[Addr, ...]
+
+
+Message = Join | Welcome | Reject | PeerJoined | PeerLeft | Leave | Invite | InviteAck
 
 
 def _write_member(w: Writer, m: Member) -> None:
@@ -108,6 +134,10 @@ def encode_message(msg: Message) -> bytes:
         w.u8(R_PEER_LEFT).u64(msg.peer_id)
     elif isinstance(msg, Leave):
         w.u8(R_LEAVE)
+    elif isinstance(msg, Invite):
+        w.u8(R_INVITE).text(msg.session_token).blob(msg.nonce)
+    elif isinstance(msg, InviteAck):
+        w.u8(R_INVITE_ACK).blob(msg.nonce)
     else:  # pragma: no cover
         raise TypeError(msg)
     return w.bytes()
@@ -132,6 +162,10 @@ def decode_message_untrusted(body: bytes) -> Message:
         msg = PeerLeft(r.u64())
     elif t == R_LEAVE:
         msg = Leave()
+    elif t == R_INVITE:
+        msg = Invite(r.text(512), r.blob(64))
+    elif t == R_INVITE_ACK:
+        msg = InviteAck(r.blob(64))
     else:
         raise DecodeError(f"unknown rendezvous message {t}")
     if not r.at_end():
@@ -159,6 +193,12 @@ class Introducer:
         self._local_sink = local_sink
         self._out: list[tuple[bytes, Addr]] = []
         self.dropped = 0
+        # nonce -> [addresses, session token text, next send, interval, deadline]
+        self._invites: dict[bytes, list] = {}
+        self.events: list[InviteAnswered | InviteExpired] = []
+
+    def invite(self, addrs: tuple[Addr, ...], nonce: bytes, session_token: str, now: float) -> None:
+        self._invites[nonce] = [addrs, session_token, now, 0.1, now + INVITE_TIMEOUT]
 
     def add_local_member(self, peer_id: int, name: str) -> None:
         self._local = peer_id
@@ -198,6 +238,9 @@ class Introducer:
             entry = self._members.get(sender)
             if entry is not None and entry.member.addr == addr:
                 self._remove(sender)
+        elif isinstance(msg, InviteAck):
+            if self._invites.pop(msg.nonce, None) is not None:
+                self.events.append(InviteAnswered(addr))
         else:
             self.dropped += 1
 
@@ -240,9 +283,19 @@ class Introducer:
 
     def get_timer(self) -> float | None:
         deadlines = [e.last_seen + MEMBER_TIMEOUT for e in self._members.values() if e.member.peer_id != self._local]
+        deadlines += [min(inv[2], inv[4]) for inv in self._invites.values()]
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
+        for nonce, inv in list(self._invites.items()):
+            addrs, token_text, next_send, interval, deadline = inv
+            if now >= deadline:
+                del self._invites[nonce]
+                self.events.append(InviteExpired(addrs))
+            elif now >= next_send:
+                for addr in addrs:
+                    self._reply(Invite(token_text, nonce), addr)
+                inv[2], inv[3] = now + interval, min(interval * 2, 2.0)
         for peer_id, entry in list(self._members.items()):
             if peer_id != self._local and entry.last_seen + MEMBER_TIMEOUT <= now:
                 self._remove(peer_id)

@@ -163,3 +163,22 @@ def test_big_paste_reaches_the_other_peer(nvim_factory):
     a.current.buffer[:] = lines  # ~2.3 MB in one change
     wait_for(lambda: b.api.buf_line_count(status(b)["bufnr"]) == len(lines), 30, what="the paste arrives")
     assert wait_converged([a, b], timeout=30) == lines
+
+
+def test_start_and_add_admit_a_waiting_peer(nvim_factory):
+    """Enhanced CoVim's flow: the peer makes a token, the host adds it."""
+    a, b = nvim_factory(), nvim_factory()
+    host(a, "alice", ["shared by invitation"])
+    from covim_peers import prepare
+    prepare(b)
+    b.command("CoVim start 0 bob")
+    peer_token = b.vars["covim_token"]
+    assert peer_token.startswith("covim1p-") and status(b)["state"] == "waiting"
+    a.command(f"CoVim add {peer_token}")
+    wait_mesh([a, b])
+    assert wait_converged([a, b]) == ["shared by invitation"]
+    wait_for(lambda: "accepted the invitation" in messages(a), 5, what="alice hears the peer accepted")
+    type_keys(b, "A, edited by bob<Esc>")
+    assert wait_converged([a, b]) == ["shared by invitation, edited by bob"]
+    a.command("CoVim add covim1-notapeertoken")
+    wait_for(lambda: "not a peer token" in messages(a), 3, what="a clear message for a wrong token")

@@ -1,0 +1,58 @@
+"""A peer waiting to be admitted (``:CoVim start``), Enhanced CoVim's invite flow.
+
+The waiting peer prints a peer token naming its socket and a random nonce;
+the host runs ``:CoVim add <token>``, and its introducer sends INVITE with the
+session token.  Rules: an INVITE carrying our nonce is answered with
+INVITE_ACK (every time: the host retries until it hears one) and the session
+token is kept; anything else is dropped and counted.  The plugin then joins
+the session over this same socket, as ``:CoVim connect`` would.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from .codec import DecodeError
+from .framing import KIND_RENDEZVOUS, Addr, decode_datagram_untrusted, encode_datagram
+from .rendezvous import Introducer, Invite, InviteAck, decode_message_untrusted, encode_message
+from .token import BadToken, SessionToken
+
+
+class InviteWaiter:
+    def __init__(self, nonce: bytes, peer_id: int) -> None:
+        self.nonce = nonce
+        self.peer_id = peer_id
+        self.invited: SessionToken | None = None
+        self.inviter: Addr | None = None
+        self.dropped = 0
+        self._out: list[tuple[bytes, Addr]] = []
+
+    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
+        try:
+            header, body = decode_datagram_untrusted(data)
+            if header.kind != KIND_RENDEZVOUS or header.sender != Introducer.ID:
+                raise DecodeError("not an invitation")
+            msg = decode_message_untrusted(body)
+            if not isinstance(msg, Invite) or not hmac.compare_digest(msg.nonce, self.nonce):
+                raise DecodeError("not our invitation")
+            token = SessionToken.decode(msg.session_token)
+        except (DecodeError, BadToken):
+            self.dropped += 1
+            return
+        ack = encode_message(InviteAck(self.nonce))
+        self._out.append((encode_datagram(KIND_RENDEZVOUS, header.session, self.peer_id, ack), addr))
+        if self.invited is None:
+            # The host's introducer answered from ``addr``: that address certainly works.
+            addrs = (addr, *[a for a in token.addrs if a != addr])[:8]
+            self.invited = SessionToken(addrs, token.session, token.secret)
+            self.inviter = addr
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
+        out, self._out = self._out, []
+        return out
+
+    def get_timer(self) -> float | None:
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        pass
