@@ -116,6 +116,26 @@ class BufferBridge:
             self._move_cursors([edit])
         self.poke()
 
+    def undo(self, redo: bool, count: int) -> None:
+        """Our own changes only; what it changes reaches the buffer like a remote edit."""
+        self.nvim.loop.call_soon(self._undo_guarded, redo, count)
+
+    def _undo_guarded(self, redo: bool, count: int) -> None:
+        if self.closed:
+            return
+        try:
+            done = sum(self.node.undo(time.monotonic(), redo) for _ in range(count))
+        except BaseException as exc:  # noqa: BLE001 - pycrdt panics are BaseExceptions
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            self.report(f"could not {'redo' if redo else 'undo'} ({type(exc).__name__}: {exc})", "WarningMsg")
+            return
+        if not done:
+            self.report(f"nothing of yours to {'redo' if redo else 'undo'}", "None")
+            return
+        self.poke()
+        self.schedule_flush()
+
     def on_cursor(self, row: int, col: int) -> None:
         if self.closed:
             return

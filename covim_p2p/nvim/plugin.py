@@ -298,6 +298,12 @@ class CoVimPlugin:
             s.bridge.on_cursor(row, col)
 
     @guarded
+    def on_undo(self, buf, redo, count=1) -> None:
+        s = self.session
+        if s is not None and s.bridge is not None and s.bridge.buf == buf:
+            s.bridge.undo(bool(redo), max(1, min(int(count), 1000)))
+
+    @guarded
     def on_reload(self, buf) -> None:
         s = self.session
         if s is not None and s.bridge is not None and s.bridge.buf == buf:

@@ -15,6 +15,9 @@ Rules:
   anything the held-back queue waits for.
 * Remote changes are observed without calling out (we may be inside a
   pycrdt transaction): they are queued as TextEdits for the editor to take.
+* Undo is the CRDT's, not Neovim's: Neovim's ``u`` would also revert other
+  people's edits.  An UndoManager tracks only our own origin; what it undoes
+  reaches the buffer like a remote edit and the peers like a local one.
 * Large inserts are cut into bounded transactions (big single transactions
   are slow in pycrdt, and bounded updates interleave with other traffic).
 """
@@ -23,7 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pycrdt import Awareness, Doc, StickyIndex, Text
+from pycrdt import Awareness, Doc, StickyIndex, Text, UndoManager
+from pycrdt._transaction import hash_origin
 
 from ..editor.edits import TextEdit, delta_to_edits
 from .codec import DecodeError, Reader
@@ -32,6 +36,7 @@ LOCAL = "covim-local"
 TEXT_NAME = "content"
 MAX_INSERT_CHUNK = 64 * 1024
 MAX_HELD_BACK = 10_000
+UNDO_CAPTURE_MS = 500  # keystrokes closer than this undo together, like one insert in Neovim
 
 
 def decode_state_vector_untrusted(sv: bytes) -> dict[int, int]:
@@ -84,7 +89,12 @@ class SharedDocument:
         self._remote_edits: list[TextEdit] = []
         self._held_back: list[tuple[dict[int, int], bytes]] = []
         self.held_back_dropped = 0
+        self.now_ms = 0  # set by the node before local changes: the undo manager's clock
+        self._local_origin = hash_origin(LOCAL)
         self._sub = self.text.integrated.observe(self._on_text_event)
+        self.undo_manager = UndoManager(scopes=[self.text], capture_timeout_millis=UNDO_CAPTURE_MS,
+                                        timestamp=lambda: self.now_ms)
+        self.undo_manager.include_origin(LOCAL)
         if initial_text:
             self.local_edits([TextEdit(0, 0, initial_text)])
 
@@ -126,10 +136,17 @@ class SharedDocument:
                 out.append((before, self.doc.get_update(before)))
         return out
 
+    def undo(self, redo: bool = False) -> list[tuple[bytes, bytes]]:
+        """Undo (or redo) our own last change; returns what to broadcast."""
+        before = self.doc.get_state()
+        done = self.undo_manager.redo() if redo else self.undo_manager.undo()
+        return [(before, self.doc.get_update(before))] if done else []
+
     # ---- remote side -----------------------------------------------------
 
     def _on_text_event(self, event: Any) -> None:
-        if event.transaction.origin() is None:  # remote: local edits already are in the buffer
+        # Remote changes and undo/redo must reach the buffer; our own edits are in it already.
+        if event.transaction.origin() != self._local_origin:
             self._remote_edits.extend(delta_to_edits(event.delta))
 
     def has_remote_edits(self) -> bool:

@@ -127,8 +127,18 @@ class PeerNode:
 
     def local_edits(self, edits: list[TextEdit], now: float) -> None:
         self._now = now
+        self.document.now_ms = int(now * 1000)
         for deps, update in self.document.local_edits(edits):
             self._broadcast(Update(deps, update))
+
+    def undo(self, now: float, redo: bool = False) -> bool:
+        """Undo our own last change (never another peer's); False if there was none."""
+        self._now = now
+        self.document.now_ms = int(now * 1000)
+        changes = self.document.undo(redo)
+        for deps, update in changes:
+            self._broadcast(Update(deps, update))
+        return bool(changes)
 
     def set_cursor(self, anchor: int, head: int, now: float) -> None:
         if self._cursor != (anchor, head):

@@ -39,6 +39,12 @@ function M.attach(buf, chan)
     end,
     on_detach = function(_, b) attached[b] = nil end,
   })
+  -- Neovim's own undo would also revert other people's edits: use the CRDT's.
+  local function undo(redo)
+    return function() notify(chan, 'covim_undo', buf, redo, vim.v.count1) end
+  end
+  vim.keymap.set('n', 'u', undo(false), { buffer = buf, desc = 'CoVim: undo my last change' })
+  vim.keymap.set('n', '<C-r>', undo(true), { buffer = buf, desc = 'CoVim: redo my last change' })
   local group = vim.api.nvim_create_augroup('covim_buf_' .. buf, { clear = true })
   vim.api.nvim_create_autocmd({ 'CursorMoved', 'CursorMovedI', 'BufEnter' }, {
     group = group, buffer = buf, callback = function() send_cursor(buf) end,
@@ -48,6 +54,8 @@ end
 
 function M.detach(buf)
   attached[buf] = nil
+  pcall(vim.keymap.del, 'n', 'u', { buffer = buf })
+  pcall(vim.keymap.del, 'n', '<C-r>', { buffer = buf })
   pcall(vim.api.nvim_del_augroup_by_name, 'covim_buf_' .. buf)
 end
 

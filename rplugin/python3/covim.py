@@ -30,6 +30,10 @@ class CoVim:
     def cursor(self, buf, row, col):
         self.impl.on_cursor(buf, row, col)
 
+    @pynvim.rpc_export("covim_undo", sync=False)
+    def undo(self, buf, redo, count=1):
+        self.impl.on_undo(buf, redo, count)
+
     @pynvim.rpc_export("covim_reload", sync=False)
     def reload(self, buf):
         self.impl.on_reload(buf)

@@ -182,3 +182,24 @@ def test_start_and_add_admit_a_waiting_peer(nvim_factory):
     assert wait_converged([a, b]) == ["shared by invitation, edited by bob"]
     a.command("CoVim add covim1-notapeertoken")
     wait_for(lambda: "not a peer token" in messages(a), 3, what="a clear message for a wrong token")
+
+
+def test_undo_reverts_only_my_own_changes(nvim_factory):
+    a, b = nvim_factory(), nvim_factory()
+    token = host(a, "alice", ["base"])
+    connect(b, token, "bob")
+    wait_mesh([a, b])
+    wait_converged([a, b])
+    type_keys(a, "A alice<Esc>")
+    wait_converged([a, b])
+    time.sleep(0.6)  # a new undo step (keystrokes within 0.5 s undo together)
+    type_keys(b, "I bob <Esc>")
+    assert wait_converged([a, b]) == [" bob base alice"]
+    type_keys(a, "u")  # alice's undo must not touch bob's text
+    assert wait_converged([a, b]) == [" bob base"]
+    type_keys(a, "<C-r>")
+    assert wait_converged([a, b]) == [" bob base alice"]
+    type_keys(b, "u")
+    assert wait_converged([a, b]) == ["base alice"]
+    type_keys(b, "u")
+    wait_for(lambda: "nothing of yours to undo" in messages(b), 3, what="the nothing-to-undo message")

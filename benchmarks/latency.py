@@ -1,0 +1,146 @@
+"""Keystroke latency: one character inserted in Neovim A until it is in Neovim B's buffer.
+
+The keystroke is ``nvim_buf_set_text`` of one character at a random place in a
+200-line ASCII document (it fires ``on_lines`` exactly as typing does). A Lua
+helper on A takes ``vim.uv.hrtime()`` just before the insert; an ``on_lines``
+watcher on every receiver takes ``hrtime()`` when that receiver's buffer holds
+the character (both are CLOCK_MONOTONIC on one machine, so no polling enters
+the number). Keystrokes go one at a time: the next one leaves when every
+receiver has the previous one.
+
+The floors beside it: a bare Neovim RPC round trip from Python
+(``nvim_get_mode``) and a bare UDP round trip on loopback between two Python
+processes.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import subprocess
+import sys
+import time
+
+from .common import (BenchError, Config, converged_or_raise, deadline_loop, fmt_ms, peers, session, shared_buf,
+                     summary_ms)
+
+LINES = 200
+WARMUP = 20
+
+ECHO_SERVER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+s.settimeout(30)
+print(s.getsockname()[1], flush=True)
+for _ in range(int(sys.argv[1])):
+    try:
+        data, addr = s.recvfrom(2048)
+    except socket.timeout:
+        break
+    s.sendto(data, addr)
+"""
+
+
+def doc_lines(rng: random.Random) -> list[str]:
+    words = ["alpha", "beta", "gamma", "delta", "return", "self", "value", "(x)", "{", "}", "=", "+"]
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(3, 10))) for _ in range(LINES)]
+
+
+def rpc_floor(cfg: Config, n: int) -> list[float]:
+    with peers(cfg) as p:
+        (nvim,) = p.spawn(1)
+        for _ in range(50):
+            nvim.api.get_mode()
+        out = []
+        for _ in range(n):
+            t = time.perf_counter_ns()
+            nvim.api.get_mode()
+            out.append((time.perf_counter_ns() - t) / 1e6)
+        return out
+
+
+def udp_floor(n: int) -> list[float]:
+    server = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(n + 100)], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.settimeout(2)
+        payload = b"x" * 64
+        out = []
+        for i in range(n + 50):
+            t = time.perf_counter_ns()
+            sock.sendto(payload, ("127.0.0.1", port))
+            sock.recvfrom(2048)
+            if i >= 50:
+                out.append((time.perf_counter_ns() - t) / 1e6)
+        sock.close()
+        return out
+    finally:
+        server.kill()
+        server.wait(5)
+
+
+def keystrokes(cfg: Config, n_peers: int, samples: int, seed: int = 1) -> list[float]:
+    """Latencies in ms, one per (keystroke, receiver)."""
+    rng = random.Random(seed)
+    lines = doc_lines(rng)
+    model = list(lines)
+    plan = []  # (row, col, char); schedule[i] = [row, byte length of that row once i arrived]
+    schedule = []
+    for _ in range(WARMUP + samples):
+        row = rng.randrange(len(model))
+        col = rng.randint(0, len(model[row]))
+        ch = rng.choice("abcdefghijklmnopqrstuvwxyz")
+        model[row] = model[row][:col] + ch + model[row][col:]
+        plan.append((row, col, ch))
+        schedule.append([row, len(model[row])])
+    with peers(cfg) as p:
+        nvims = session(p, n_peers, lines)
+        sender, receivers = nvims[0], nvims[1:]
+        sbuf = shared_buf(sender)
+        for r in receivers:
+            r.exec_lua("covim_bench.watch(...)", shared_buf(r), schedule)
+        sent = []
+        for i, (row, col, ch) in enumerate(plan):
+            sent.append(sender.exec_lua("return covim_bench.send(...)", sbuf, row, col, ch))
+            pending = list(receivers)
+            for _ in deadline_loop(5, f"keystroke {i} to reach {len(pending)} peers", interval=0.0002):
+                pending = [r for r in pending if r.exec_lua("return covim_bench.arrived()") <= i]
+                if not pending:
+                    break
+        converged_or_raise(nvims, "\n".join(model), f"keystroke latency, {n_peers} peers")
+        out = []
+        for r in receivers:
+            times = r.exec_lua("return covim_bench.arrival_times()")
+            if len(times) != len(plan):
+                raise BenchError(f"a receiver recorded {len(times)} arrivals for {len(plan)} keystrokes")
+            out += [(times[i] - sent[i]) / 1e6 for i in range(WARMUP, len(plan))]
+        return out
+
+
+def run(cfg: Config) -> None:
+    group = "1. keystroke latency"
+    samples = cfg.n(1000, 100)
+    rpc = summary_ms(rpc_floor(cfg, samples))
+    udp = summary_ms(udp_floor(samples))
+    cfg.add(group, "floor: Neovim RPC round trip (nvim_get_mode from Python)",
+            f"p50 {fmt_ms(rpc['p50'])} · p99 {fmt_ms(rpc['p99'])} (n={rpc['n']})")
+    cfg.add(group, "floor: UDP round trip on loopback (two Python processes)",
+            f"p50 {fmt_ms(udp['p50'])} · p99 {fmt_ms(udp['p99'])} (n={udp['n']})")
+    floor = rpc["p50"] + udp["p50"]
+    targets = {2: (1.5, 5.0), 4: (None, None), 8: (None, 10.0)}
+    for n_peers, (t50, t99) in targets.items():
+        lat = summary_ms(keystrokes(cfg, n_peers, samples))
+        value = (f"p50 {fmt_ms(lat['p50'])} · p99 {fmt_ms(lat['p99'])} · max {fmt_ms(lat['max'])} "
+                 f"(n={lat['n']}; p50 = {lat['p50'] / floor:.1f}x RPC+UDP floor, "
+                 f"{lat['p50'] / rpc['p50']:.1f}x RPC, {lat['p50'] / udp['p50']:.1f}x UDP)")
+        parts, met = [], None
+        if t50 is not None:
+            parts.append(f"p50 ≤ {t50:g} ms")
+            met = lat["p50"] <= t50
+        if t99 is not None:
+            parts.append(f"p99 ≤ {t99:g} ms")
+            met = (met is not False) and lat["p99"] <= t99
+        who = "A→B" if n_peers == 2 else f"A→each of {n_peers - 1}"
+        cfg.add(group, f"keystroke {who}, {n_peers} peers (full mesh)", value, ", ".join(parts), met)
