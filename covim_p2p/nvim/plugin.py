@@ -91,6 +91,20 @@ class CoVimPlugin:
             raise UserError("a name must be 1 to 64 characters")
         return name
 
+    @staticmethod
+    def _port(text: str) -> int:
+        if not text.isdigit() or int(text) > 65535:
+            raise UserError(f"not a UDP port: {text}")
+        return int(text)
+
+    @staticmethod
+    def _open(make):
+        """Sockets fail in ways a user can fix (port in use): one clear line."""
+        try:
+            return make()
+        except OSError as exc:
+            raise UserError(exc.strerror or str(exc)) from None
+
     def _require_idle(self) -> None:
         if self.session is not None and not self.session.stopped:
             raise UserError(f"already in a session as '{self.session.name}': :CoVim disconnect first")
@@ -149,21 +163,12 @@ class CoVimPlugin:
     def _cmd_host(self, rest: list[str]) -> None:
         self._require_idle()
         port, name = DEFAULT_PORT, None
-        if rest:
-            if rest[0].isdigit():
-                port = int(rest[0])
-                rest = rest[1:]
-            if rest:
-                name = rest[0]
-        if not 0 <= port <= 65535:
-            raise UserError(f"port {port} is out of range")
-        name = self._name(name)
+        if rest and rest[0].isdigit():
+            port, rest = self._port(rest[0]), rest[1:]
+        name = self._name(rest[0] if rest else None)
         factory = self._ensure_engine()
         buf = self.nvim.current.buffer.number
-        try:
-            self.session = factory.host(buf, port, name)
-        except OSError as exc:
-            raise UserError(exc.strerror or str(exc)) from None
+        self.session = self._open(lambda: factory.host(buf, port, name))
         token = self.session.token_text
         self.nvim.vars["covim_token"] = token
         self.info(f"hosting as '{name}'. Share this token: {token}")
@@ -179,27 +184,17 @@ class CoVimPlugin:
         name = self._name(rest[1] if len(rest) > 1 else None)
         factory = self._ensure_engine()
         buf = self._new_shared_buffer(token, name)
-        try:
-            self.session = factory.connect(buf.number, token, name)
-        except OSError as exc:
-            raise UserError(exc.strerror or str(exc)) from None
+        self.session = self._open(lambda: factory.connect(buf.number, token, name))
         self.nvim.vars["covim_token"] = rest[0]
         self.info(f"connecting as '{name}' to {', '.join(f'{a[0]}:{a[1]}' for a in token.addrs)}...")
 
     def _cmd_start(self, rest: list[str]) -> None:
         """Enhanced CoVim: make my token, then wait until the host runs :CoVim add <it>."""
         self._require_idle()
-        port = 0
-        if rest:
-            if not rest[0].isdigit() or not 0 <= int(rest[0]) <= 65535:
-                raise UserError(f"not a port: {rest[0]}")
-            port = int(rest[0])
+        port = self._port(rest[0]) if rest else 0
         name = self._name(rest[1] if len(rest) > 1 else None)
         factory = self._ensure_engine()
-        try:
-            self.session = factory.wait_for_invite(port, name)
-        except OSError as exc:
-            raise UserError(exc.strerror or str(exc)) from None
+        self.session = self._open(lambda: factory.wait_for_invite(port, name))
         token = self.session.token_text
         self.nvim.vars["covim_token"] = token
         self.info(f"waiting as '{name}'. Give this token to the host (:CoVim add <token>): {token}")

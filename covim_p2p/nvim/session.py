@@ -117,15 +117,18 @@ class SessionFactory:
 
         driver = UdpDriver(waiter, sock, activity)
         waiting = Waiting(name, token, waiter, driver)
+        waiting.scope = self._spawn(driver)
+        return waiting
 
+    def _spawn(self, driver: UdpDriver):
+        """Run the driver as a supervised trio task; the socket closes with it."""
         async def run() -> None:
             try:
                 await driver.run()
             finally:
-                sock.close()
+                driver.sock.close()
 
-        waiting.scope = self.trio.spawn(run, "network driver")
-        return waiting
+        return self.trio.spawn(run, "network driver")
 
     def _start(self, role: str, buf: int, sock: socket.socket, token: SessionToken, name: str, *, host: bool,
                driver: UdpDriver | None = None, scope: Any = None) -> Session:
@@ -159,13 +162,7 @@ class SessionFactory:
             session.bridge.locked = True
             self.nvim.api.set_option_value("modifiable", False, {"buf": buf})
 
-        async def run() -> None:
-            try:
-                await driver.run()
-            finally:
-                sock.close()
-
-        session.scope = scope if reuse else self.trio.spawn(run, "network driver")
+        session.scope = scope if reuse else self._spawn(driver)
         driver.poke()
         return session
 
