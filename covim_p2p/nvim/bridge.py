@@ -26,7 +26,7 @@ from ..editor.transform import diff_texts, map_offset, transform_local
 from ..proto.node import PeerNode
 
 MAX_REFUSALS = 5
-APPLY_LUA = "return require('covim').apply(...)"
+UPDATE_LUA = "return require('covim').update(...)"
 
 
 class BufferBridge:
@@ -48,7 +48,9 @@ class BufferBridge:
         self.snapshot_tick = -1
         self._queued: list[tuple] = []
         self._colors: dict[int, int] = {}
-        self._marks: dict[int, int] = {}
+        self._marks: dict[int, int] = {}  # client id -> extmark id
+        self._next_mark = 0
+        self._drawn: set[int] = set()
         self.cursors: list[tuple[int, str, int | None, int | None]] = []  # resolved on the trio side
         self.cursors_dirty = False
         self.locked = False  # a joiner's buffer stays read-only until the document arrives
@@ -156,6 +158,7 @@ class BufferBridge:
             self.nvim.async_call(self.flush)
 
     def flush(self) -> None:
+        """Bring the buffer (text, then cursors) up to the document in one Neovim call."""
         self.flush_scheduled = False
         if self.closed or self.busy:
             return
@@ -164,14 +167,31 @@ class BufferBridge:
             if self.refusals >= MAX_REFUSALS:
                 self._resync_from_buffer()
             self.pending += self.node.document.take_remote_edits()
-            if self.pending:
-                self._apply_pending()
-            if self.locked and not self.pending and self.node.synced:
+            calls, undo = self._prepare_pending() if self.pending else ([], [])
+            ready = len(calls) == len(self.pending)  # no edit is waiting for a retry
+            cursors = self._cursor_marks() if self.cursors_dirty and ready else None
+            if cursors:
+                self.cursors_dirty = False  # before the call: news arriving during it sets it again
+            if calls or cursors:
+                marks, stale = cursors or ([], [])
+                result = self.nvim.exec_lua(UPDATE_LUA, self.buf, self.tick, calls, self.ns, marks, stale)
+                if result is None:  # the user typed meanwhile: their change goes first
+                    for u in reversed(undo):
+                        self.shadow.apply(u)
+                    self.refusals += 1
+                    self.cursors_dirty = self.cursors_dirty or cursors is not None
+                else:
+                    self.tick = result
+                    self.pending = self.pending[len(calls):]
+                    if calls:
+                        self.refusals = 0
+                    if cursors:
+                        for client_id in [c for c in self._marks if c not in self._drawn]:
+                            del self._marks[client_id]
+            # (the document may have arrived while we were blocked in Neovim: check the queue too)
+            if self.locked and self.node.synced and not self.pending and not self.node.document.has_remote_edits():
                 self.locked = False
                 self.nvim.api.set_option_value("modifiable", True, {"buf": self.buf})
-            if not self.pending and self.cursors_dirty:
-                self.cursors_dirty = False
-                self._draw_cursors()
         except BaseException as exc:  # pycrdt panics are BaseExceptions: never let one freeze Neovim
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
@@ -184,8 +204,11 @@ class BufferBridge:
             self._local_change_guarded(event)
         if self.pending or self.refusals:
             self.nvim.loop.call_later(0.005 * min(self.refusals, 10), self.schedule_flush)
+        elif self.cursors_dirty or self.node.document.has_remote_edits() or (self.locked and self.node.synced):
+            self.schedule_flush()  # news that arrived while we were blocked in Neovim
 
-    def _apply_pending(self) -> None:
+    def _prepare_pending(self) -> tuple[list, list[TextEdit]]:
+        """Apply pending edits to the shadow; returns the set_text calls and their inverses."""
         undo: list[TextEdit] = []
         calls = []
         try:
@@ -200,17 +223,8 @@ class BufferBridge:
             fix = diff_texts(self.shadow.text(), str(self.node.document))
             self.pending = [fix] if fix else []  # applied by the retry flush()
             self.refusals += 1
-            return
-        result = self.nvim.exec_lua(APPLY_LUA, self.buf, self.tick, calls)
-        if result is None:  # the user typed meanwhile: their change goes first
-            for u in reversed(undo):
-                self.shadow.apply(u)
-            self.refusals += 1
-            return
-        self.tick = result
-        self._move_cursors(self.pending)
-        self.pending = []
-        self.refusals = 0
+            return [], []
+        return calls, undo
 
     def _resync_from_buffer(self) -> None:
         """Last resort: the buffer changed without telling us; diff it against the shadow."""
@@ -257,8 +271,10 @@ class BufferBridge:
             self._colors[client_id] = free[0] if free else (len(self._colors) % 8) + 1
         return self._colors[client_id]
 
-    def _draw_cursors(self) -> None:
-        marks, seen = [], set()
+    def _cursor_marks(self) -> tuple[list, list[int]]:
+        """Extmarks for the peers' cursors on the shadow (which is what the buffer will hold)."""
+        marks = []
+        self._drawn = set()
         size = self.shadow.byte_len()
         for client_id, name, _anchor, head in self.cursors:
             if head is None:
@@ -273,13 +289,15 @@ class BufferBridge:
                 while end < len(line) and (line[end] & 0xC0) == 0x80:
                     end += 1
             color = self._color(client_id)
-            mark_id = self._marks.setdefault(client_id, len(self._marks) + 1)
-            seen.add(client_id)
-            marks.append([mark_id, row, col, end, f"CoVimCursor{color}", name, f"CoVimName{color}"])
-        stale = [self._marks.pop(c) for c in list(self._marks) if c not in seen]
-        for c in [c for c in self._colors if c not in seen]:
+            if client_id not in self._marks:
+                self._next_mark += 1
+                self._marks[client_id] = self._next_mark
+            self._drawn.add(client_id)
+            marks.append([self._marks[client_id], row, col, end, f"CoVimCursor{color}", name, f"CoVimName{color}"])
+        stale = [mark for c, mark in self._marks.items() if c not in self._drawn]
+        for c in [c for c in self._colors if c not in self._drawn]:
             del self._colors[c]
-        self.nvim.exec_lua("require('covim').set_cursors(...)", self.buf, self.ns, marks, stale)
+        return marks, stale
 
     def close(self) -> None:
         if self.closed:

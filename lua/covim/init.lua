@@ -88,6 +88,16 @@ function M.apply(buf, tick, edits)
   return vim.api.nvim_buf_get_changedtick(buf)
 end
 
+-- One call per flush: remote edits (only at `tick`), then the peers' cursors.
+function M.update(buf, tick, edits, ns, marks, stale)
+  if #edits > 0 then
+    tick = M.apply(buf, tick, edits)
+    if tick == nil or tick < 0 then return tick end
+  end
+  if #marks > 0 or #stale > 0 then M.set_cursors(buf, ns, marks, stale) end
+  return tick
+end
+
 -- Read the whole buffer with its tick (the rare full resync).
 function M.snapshot(buf)
   return { vim.api.nvim_buf_get_changedtick(buf), vim.api.nvim_buf_get_lines(buf, 0, -1, true) }
