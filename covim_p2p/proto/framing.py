@@ -146,13 +146,20 @@ def frame_size(f: Frame) -> int:
     return len(encode_frames([f]))
 
 
+def _flag(r: Reader) -> bool:
+    value = r.u8()
+    if value > 1:
+        raise DecodeError(f"bad flag {value}")
+    return value == 1
+
+
 def decode_frames_untrusted(body: bytes) -> list[Frame]:
     r = Reader(body)
     frames: list[Frame] = []
     while not r.at_end():
         t = r.u8()
         if t == F_DATA:
-            frames.append(Data(r.uint(), r.u8() == 1, r.blob(MAX_DATAGRAM)))
+            frames.append(Data(r.uint(), _flag(r), r.blob(MAX_DATAGRAM)))
         elif t == F_ACK:
             next_seq = r.uint()
             n = r.uint()
@@ -167,7 +174,7 @@ def decode_frames_untrusted(body: bytes) -> list[Frame]:
                 prev = end
             frames.append(Ack(next_seq, tuple(ranges)))
         elif t == F_HELLO:
-            frames.append(Hello(r.text(256), r.uint(), r.u8() == 1))
+            frames.append(Hello(r.text(256), r.uint(), _flag(r)))
         elif t == F_PING:
             frames.append(Ping(r.uint()))
         elif t == F_PONG:

@@ -314,3 +314,12 @@ def test_largest_data_frame_fits_a_datagram():
 
     frame = Data(2**40, True, b"x" * CHUNK)
     assert HEADER_LEN + frame_size(frame) <= MAX_DATAGRAM
+
+
+def test_a_flag_byte_other_than_0_or_1_is_rejected():
+    from covim_p2p.proto.codec import DecodeError
+    from covim_p2p.proto.framing import Data, decode_frames_untrusted, encode_frames
+    body = bytearray(encode_frames([Data(3, True, b"x")]))
+    body[2] = 7  # type, seq, then the fin flag
+    with pytest.raises(DecodeError, match="bad flag 7"):
+        decode_frames_untrusted(bytes(body))
