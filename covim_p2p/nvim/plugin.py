@@ -12,7 +12,7 @@ import os
 import time
 import traceback
 
-from ..proto import node as ev
+from ..proto import events as ev
 from ..proto.rendezvous import InviteAnswered, InviteExpired
 from ..proto.token import BadToken, PeerToken, SessionToken
 from .session import Session, SessionFactory

@@ -26,13 +26,13 @@ No clock, no sockets: ``now`` is passed in, datagrams go out through
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 from ..editor.edits import TextEdit
 from .channel import ChannelError
 from .codec import DecodeError
 from .document import SharedDocument
+from .events import Event, JoinFailed, Joined, PeerDown, PeerUp, Problem, Synced
 from .framing import (HEADER_LEN, KIND_PEER, KIND_RENDEZVOUS, MAX_DATAGRAM, Ack, Addr, Bye, Data, Frame, Hello,
                       Ping, Pong, decode_datagram_untrusted, decode_frames_untrusted, encode_datagram, encode_frames)
 from .link import PING_INTERVAL, PROBE_MAX, RESYNC_INTERVAL, Link
@@ -50,41 +50,6 @@ AWARENESS_OUTDATED = 30.0
 BODY_BUDGET = MAX_DATAGRAM - HEADER_LEN
 
 
-@dataclass(frozen=True)
-class Joined:
-    pass
-
-
-@dataclass(frozen=True)
-class Synced:
-    """The first full state arrived from a peer: the joiner now holds the document."""
-
-
-@dataclass(frozen=True)
-class JoinFailed:
-    reason: str
-
-
-@dataclass(frozen=True)
-class PeerUp:
-    peer_id: int
-    name: str
-
-
-@dataclass(frozen=True)
-class PeerDown:
-    peer_id: int
-    name: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something the user should hear about once; the session goes on."""
-    text: str
-
-
-Event = Joined | Synced | JoinFailed | PeerUp | PeerDown | Problem
 
 
 def _is_fatal(exc: BaseException) -> bool:
