@@ -81,42 +81,95 @@ def udp_floor(n: int) -> list[float]:
         server.wait(5)
 
 
-def keystrokes(cfg: Config, n_peers: int, samples: int, seed: int = 1) -> list[float]:
-    """Latencies in ms, one per (keystroke, receiver)."""
-    rng = random.Random(seed)
-    lines = doc_lines(rng)
+def measure(sender, receivers: list, lines: list[str], samples: int, rng: random.Random,
+            warmup: int = WARMUP) -> tuple[list[float], list[str]]:
+    """Type `samples` (+ warmup) keystrokes one at a time into `sender`, whose shared
+    buffer holds the ASCII `lines`; returns (latencies in ms per (keystroke, receiver)
+    without the warmup, the expected lines afterwards)."""
     model = list(lines)
     plan = []  # (row, col, char); schedule[i] = [row, byte length of that row once i arrived]
     schedule = []
-    for _ in range(WARMUP + samples):
+    for _ in range(warmup + samples):
         row = rng.randrange(len(model))
         col = rng.randint(0, len(model[row]))
         ch = rng.choice("abcdefghijklmnopqrstuvwxyz")
         model[row] = model[row][:col] + ch + model[row][col:]
         plan.append((row, col, ch))
         schedule.append([row, len(model[row])])
+    sbuf = shared_buf(sender)
+    for r in receivers:
+        r.exec_lua("covim_bench.watch(...)", shared_buf(r), schedule)
+    sent = []
+    for i, (row, col, ch) in enumerate(plan):
+        sent.append(sender.exec_lua("return covim_bench.send(...)", sbuf, row, col, ch))
+        pending = list(receivers)
+        for _ in deadline_loop(5, f"keystroke {i} to reach {len(pending)} peers", interval=0.0002):
+            pending = [r for r in pending if r.exec_lua("return covim_bench.arrived()") <= i]
+            if not pending:
+                break
+    out = []
+    for r in receivers:
+        times = r.exec_lua("return covim_bench.arrival_times()")
+        if len(times) != len(plan):
+            raise BenchError(f"a receiver recorded {len(times)} arrivals for {len(plan)} keystrokes")
+        out += [(times[i] - sent[i]) / 1e6 for i in range(warmup, len(plan))]
+    return out, model
+
+
+def keystrokes(cfg: Config, n_peers: int, samples: int, seed: int = 1) -> list[float]:
+    """Latencies in ms, one per (keystroke, receiver)."""
+    rng = random.Random(seed)
+    lines = doc_lines(rng)
     with peers(cfg) as p:
         nvims = session(p, n_peers, lines)
-        sender, receivers = nvims[0], nvims[1:]
-        sbuf = shared_buf(sender)
-        for r in receivers:
-            r.exec_lua("covim_bench.watch(...)", shared_buf(r), schedule)
-        sent = []
-        for i, (row, col, ch) in enumerate(plan):
-            sent.append(sender.exec_lua("return covim_bench.send(...)", sbuf, row, col, ch))
-            pending = list(receivers)
-            for _ in deadline_loop(5, f"keystroke {i} to reach {len(pending)} peers", interval=0.0002):
-                pending = [r for r in pending if r.exec_lua("return covim_bench.arrived()") <= i]
-                if not pending:
-                    break
+        out, model = measure(nvims[0], nvims[1:], lines, samples, rng)
         converged_or_raise(nvims, "\n".join(model), f"keystroke latency, {n_peers} peers")
-        out = []
-        for r in receivers:
-            times = r.exec_lua("return covim_bench.arrival_times()")
-            if len(times) != len(plan):
-                raise BenchError(f"a receiver recorded {len(times)} arrivals for {len(plan)} keystrokes")
-            out += [(times[i] - sent[i]) / 1e6 for i in range(WARMUP, len(plan))]
         return out
+
+
+SLOW_PLUGIN = """
+local buf, ms = ...
+vim.api.nvim_buf_attach(buf, false, { on_lines = function()
+  local t = vim.uv.hrtime() + ms * 1e6
+  while vim.uv.hrtime() < t do end
+end })
+"""
+
+
+def bursts_with_slow_receiver(cfg: Config, bursts: int, per_burst: int = 100, slow_ms: float = 3,
+                              gap_s: float = 0.001) -> list[float]:
+    """B runs another plugin whose on_lines handler takes `slow_ms` (a stand-in for a syntax
+    or LSP plugin); A types bursts of `per_burst` keystrokes ~`gap_s` apart. Returns, per
+    burst, how long after it was typed the burst's last keystroke reached B (ms)."""
+    rng = random.Random(4)
+    lines = doc_lines(rng)
+    out = []
+    with peers(cfg) as p:
+        a, b = session(p, 2, lines)
+        abuf, bbuf = shared_buf(a), shared_buf(b)
+        model = list(lines)
+        for burst in range(bursts):
+            plan, schedule = [], []
+            for _ in range(per_burst):
+                row = rng.randrange(len(model))
+                col = rng.randint(0, len(model[row]))
+                model[row] = model[row][:col] + "x" + model[row][col:]
+                plan.append((row, col))
+                schedule.append([row, len(model[row])])
+            b.exec_lua("covim_bench.watch(...)", bbuf, schedule)
+            if burst == 0:
+                b.exec_lua(SLOW_PLUGIN, bbuf, slow_ms)
+            sent = []
+            for row, col in plan:
+                sent.append(a.exec_lua("return covim_bench.send(...)", abuf, row, col, "x"))
+                time.sleep(gap_s)
+            for _ in deadline_loop(10, "the burst to reach B", interval=0.001):
+                if b.exec_lua("return covim_bench.arrived()") >= per_burst:
+                    break
+            times = b.exec_lua("return covim_bench.arrival_times()")
+            out.append((times[-1] - sent[-1]) / 1e6)
+        converged_or_raise([a, b], "\n".join(model), "bursts with a slow receiver")
+    return out
 
 
 def run(cfg: Config) -> None:
@@ -144,3 +197,8 @@ def run(cfg: Config) -> None:
             met = (met is not False) and lat["p99"] <= t99
         who = "A→B" if n_peers == 2 else f"A→each of {n_peers - 1}"
         cfg.add(group, f"keystroke {who}, {n_peers} peers (full mesh)", value, ", ".join(parts), met)
+    last = sorted(bursts_with_slow_receiver(cfg, cfg.n(10, 3)))
+    cfg.add(group, f"{len(last)} bursts of 100 keystrokes ~1 ms apart while B runs another plugin with a 3 ms "
+                   "on_lines handler (0.3 s of B's time per burst; typing one takes ~0.15-0.2 s): "
+                   "B has the burst's last keystroke after",
+            f"median {fmt_ms(last[len(last) // 2])} · max {fmt_ms(last[-1])}")

@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import time
 from dataclasses import dataclass
 
 from pycrdt import Doc, Text
 
-from .common import (TRACES, BenchError, Config, converged_or_raise, fmt_s, peers, session, shared_buf, wait_text)
+from . import latency
+from .common import (TRACES, BenchError, Config, converged_or_raise, fmt_ms, fmt_s, peers, session, shared_buf,
+                     summary_ms, wait_text)
 
 CHUNK = 2000  # patches per exec_lua call
 
@@ -144,7 +147,7 @@ def neovim_only(cfg: Config, trace: Trace, edits: list) -> float:
         return (last - first) / 1e9
 
 
-def full_path(cfg: Config, trace: Trace, edits: list, timeout: float) -> dict:
+def full_path(cfg: Config, trace: Trace, edits: list, timeout: float, keystrokes: int = 0) -> dict:
     with peers(cfg) as p:
         a, b = session(p, 2, trace.start.split("\n"))
         abuf, bbuf = shared_buf(a), shared_buf(b)
@@ -154,7 +157,12 @@ def full_path(cfg: Config, trace: Trace, edits: list, timeout: float) -> dict:
         first, a_done = replay_into(a, abuf, edits)
         size = wait_text(b, bbuf, trace.end, timeout, f"{trace.name}: B to hold the final text", interval=0.02)
         converged_or_raise([a, b], trace.end, f"{trace.name} replay")
-        return {"total": (size[2] - first) / 1e9, "a_typing": (a_done - first) / 1e9}
+        out = {"total": (size[2] - first) / 1e9, "a_typing": (a_done - first) / 1e9}
+        if keystrokes:  # the same session, now holding the trace's whole editing history
+            lat, model = latency.measure(a, [b], trace.end.split("\n"), keystrokes, random.Random(9))
+            converged_or_raise([a, b], "\n".join(model), f"keystrokes after {trace.name}")
+            out["latency"] = summary_ms(lat)
+        return out
 
 
 # ---- friendsforever ------------------------------------------------------------------
@@ -282,14 +290,21 @@ def run(cfg: Config) -> None:
                 f"{len(trace.end.encode()) / 1000:.0f} kB)"
         raw = raw_pycrdt(trace)
         alone = neovim_only(cfg, trace, edits)
-        full = full_path(cfg, trace, edits, timeout)
+        history = name == "automerge-paper"
+        full = full_path(cfg, trace, edits, timeout, keystrokes=cfg.n(300, 50) if history else 0)
         ratio = full["total"] / raw
         cfg.add(group, f"{label}: raw pycrdt, local edits, 1 process", fmt_s(raw))
         cfg.add(group, f"{label}: Neovim alone (set_text per patch, no session)", fmt_s(alone))
         cfg.add(group, f"{label}: full path A→B until B == endContent",
                 f"{fmt_s(full['total'])} = {ratio:.1f}x raw pycrdt (A finished typing after "
                 f"{fmt_s(full['a_typing'])})",
-                "≤ 2x raw pycrdt" if name == "automerge-paper" else "", ratio <= 2 if name == "automerge-paper" else None)
+                "≤ 2x raw pycrdt" if history else "", ratio <= 2 if history else None)
+        if history:
+            lat = full["latency"]
+            cfg.add(group, f"keystroke A→B, 2 peers, on the document holding the {name} history "
+                           f"(same session, after the replay)",
+                    f"p50 {fmt_ms(lat['p50'])} · p99 {fmt_ms(lat['p99'])} · max {fmt_ms(lat['max'])} (n={lat['n']})",
+                    "p50 ≤ 1.5 ms, p99 ≤ 5 ms", lat["p50"] <= 1.5 and lat["p99"] <= 5)
     plan = concurrent_plan(None if not cfg.quick else 5_000)
     full = concurrent_full_path(cfg, plan, timeout)
     cfg.add(group, f"friendsforever (2 authors, {plan.txns:,} txns, {len(plan.runs):,} author runs): "

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The benchmark suite in one command: installs what is missing (scripts/setup.sh,
+# idempotent, ~1 s when all is there), then runs every benchmark against real
+# headless Neovims on loopback, prints the table and writes benchmarks/RESULTS.md.
+#
+#   bash benchmarks/run.sh            full run (~5 min on 2 cores)
+#   bash benchmarks/run.sh --quick    smoke run: fewer samples, smaller documents (~30 s)
+#   bash benchmarks/run.sh --only latency join    some groups only
+#                                     (latency, traces, join, throughput, connectivity)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --test >&2
+exec .venv/bin/python -m benchmarks.run "$@"
