@@ -83,7 +83,12 @@ class CodePoints:
         byte_off = before_b + len(s[:off].encode())
         byte_del = len(s[off:off + ndel].encode())
         s = s[:off] + ins + s[off + ndel:]
-        new = [s[k:k + self.B] for k in range(0, len(s), self.B)] or [""]
+        if len(s) > 2 * self.B:
+            new = [s[k:k + self.B] for k in range(0, len(s), self.B)]
+        elif s or j - i + 1 == len(self.blocks):
+            new = [s]
+        else:
+            new = []  # an emptied block goes (one block always stays)
         self.blocks[i:j + 1] = new
         self.chars[i:j + 1] = [len(b) for b in new]
         self.bytes[i:j + 1] = [len(b.encode()) for b in new]
@@ -93,13 +98,17 @@ class CodePoints:
 def sequential(name: str, limit: int | None = None) -> Trace:
     data = load(name)
     txns = data["txns"][:limit] if limit else data["txns"]
-    cp = CodePoints(data["startContent"])
-    edits = []
-    for txn in txns:
-        for pos, ndel, ins in txn["patches"]:
+    patches = [p for txn in txns for p in txn["patches"]]
+    if limit is None and data["startContent"].isascii() and all(p[2].isascii() for p in patches):
+        edits = [(pos, ndel, ins) for pos, ndel, ins in patches]  # ASCII: code points are bytes
+        end = data["endContent"]  # checked against every replay below
+    else:
+        cp = CodePoints(data["startContent"])
+        edits = []
+        for pos, ndel, ins in patches:
             off, nbytes = cp.replace(pos, ndel, ins)
             edits.append((off, nbytes, ins))
-    end = cp.text()
+        end = cp.text()
     if limit is None and end != data["endContent"]:
         raise BenchError(f"{name}: replaying the patches does not give endContent")
     return Trace(name, data["startContent"], end, edits, len(txns))

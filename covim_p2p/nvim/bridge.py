@@ -43,6 +43,7 @@ class BufferBridge:
         self.busy = False
         self.closed = False
         self.flush_scheduled = False
+        self._inbox: list[tuple] = []
         self.refusals = 0
         self.resyncs = 0
         self.snapshot_tick = -1
@@ -64,26 +65,38 @@ class BufferBridge:
             return
         # Leave pynvim's greenlet before touching pycrdt: a Rust panic unwinding
         # through a greenlet's stack kills the host, on the loop it is an exception.
-        self.nvim.loop.call_soon(self._local_change_guarded, (tick, first, last_old, lines, cursor))
+        # Events that pile up meanwhile (a burst) are handled together.
+        self._inbox.append((tick, first, last_old, lines, cursor))
+        if len(self._inbox) == 1:
+            self.nvim.loop.call_soon(self._drain_inbox)
 
-    def _local_change_guarded(self, event: tuple) -> None:
+    def _drain_inbox(self) -> None:
+        events, self._inbox = self._inbox, []
         if self.closed:
             return
         if self.busy:
-            self._queued.append(event)
+            self._queued.extend(events)
             return
+        self._local_changes(events)
+
+    def _local_changes(self, events: list[tuple]) -> None:
+        batch: list[TextEdit] = []
         try:
-            self._local_change(*event)
+            for event in events:
+                edit = self._edit_from_event(*event)
+                if edit is not None:
+                    batch = self._rebase_into(batch, edit)
+            self._commit(batch)
         except BaseException as exc:  # noqa: BLE001 - pycrdt panics are BaseExceptions
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             self.report(f"could not record a change ({type(exc).__name__}: {exc}); resyncing", "WarningMsg")
             self.schedule_flush(resync=True)
 
-    def _local_change(self, tick: int, first: int, last_old: int, lines: list[str],
-                      cursor: tuple[int, int] = (-1, -1)) -> None:
+    def _edit_from_event(self, tick: int, first: int, last_old: int, lines: list[str],
+                         cursor: tuple[int, int] = (-1, -1)) -> TextEdit | None:
         if tick <= self.snapshot_tick:
-            return  # already contained in the snapshot we resynced from
+            return None  # already contained in the snapshot we resynced from
         self.tick = tick
         self.refusals = 0  # events are flowing: a refusal was only a race with typing
         one_line = last_old == first + 1 and len(lines) == 1 and first < len(self.shadow.lines)
@@ -92,31 +105,36 @@ class BufferBridge:
             edit = self.shadow.on_lines(first, last_old, lines)
         except ValueError:
             self.schedule_flush(resync=True)
-            return
-        if edit is None:
-            return
-        if one_line and cursor[0] == first:
+            return None
+        if edit is not None and one_line and cursor[0] == first:
             slid = slide_to_cursor(old_line, lines[0], cursor[1])
             if slid is not None:
                 start, deleted, inserted = slid
                 edit = TextEdit(self.shadow.pos_to_offset(first, 0) + start, deleted, inserted)
-        self._feed_local(edit)
+        return edit
 
-    def _feed_local(self, edit: TextEdit) -> None:
+    def _rebase_into(self, batch: list[TextEdit], edit: TextEdit) -> list[TextEdit]:
+        """Add a buffer edit to the batch for the document, rebased over pending remote edits."""
+        if not self.pending and not self.node.document.has_remote_edits():
+            batch.append(edit)
+            return batch
         self.pending += self.node.document.take_remote_edits()
-        if self.pending:
-            rebased_local, rebased_pending = transform_local(edit, self.pending)
-            self.node.local_edits([rebased_local], time.monotonic())
-            self._move_cursors([rebased_local])
-            if rebased_pending is None:
-                fix = diff_texts(self.shadow.text(), str(self.node.document))
-                rebased_pending = [fix] if fix else []
-            self.pending = rebased_pending
-            self.schedule_flush()
-        else:
-            self.node.local_edits([edit], time.monotonic())
-            self._move_cursors([edit])
-        self.poke()
+        rebased_local, rebased_pending = transform_local(edit, self.pending)
+        batch.append(rebased_local)
+        if rebased_pending is None:  # overlap: settle the batch, then diff buffer against document
+            self._commit(batch)
+            batch = []
+            fix = diff_texts(self.shadow.text(), str(self.node.document))
+            rebased_pending = [fix] if fix else []
+        self.pending = rebased_pending
+        self.schedule_flush()
+        return batch
+
+    def _commit(self, batch: list[TextEdit]) -> None:
+        if batch:
+            self.node.local_edits(batch, time.monotonic())
+            self._move_cursors(batch)
+            self.poke()
 
     def undo(self, redo: bool, count: int) -> None:
         """Our own changes only; what it changes reaches the buffer like a remote edit."""
@@ -200,8 +218,8 @@ class BufferBridge:
         finally:
             self.busy = False
         queued, self._queued = self._queued, []
-        for event in queued:
-            self._local_change_guarded(event)
+        if queued:
+            self._local_changes(queued)
         if self.pending or self.refusals:
             self.nvim.loop.call_later(0.005 * min(self.refusals, 10), self.schedule_flush)
         elif self.cursors_dirty or self.node.document.has_remote_edits() or (self.locked and self.node.synced):
@@ -235,7 +253,7 @@ class BufferBridge:
         self.tick = self.snapshot_tick = tick
         self.refusals = 0
         if fix is not None:
-            self._feed_local(fix)
+            self._commit(self._rebase_into([], fix))
 
     def _slice(self, offset: int, length: int) -> str:
         if length == 0:
