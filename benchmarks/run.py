@@ -53,6 +53,20 @@ def versions(nvim: str) -> dict[str, str]:
             "pycrdt": version("pycrdt"), "pynvim": version("pynvim"), "trio": version("trio")}
 
 
+def revision() -> str:
+    """The commit measured, and whether the plugin's code had uncommitted changes."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, timeout=20)
+        return done.stdout.strip()
+    try:
+        head = git("log", "-1", "--format=%h %s")
+        dirty = git("status", "--porcelain", "--", "covim_p2p", "lua", "plugin", "rplugin")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    return f"{head}" + (" + uncommitted changes in " + ", ".join(sorted({l[3:] for l in dirty.splitlines()}))
+                        if dirty else "")
+
+
 def table(rows: list[Row]) -> list[str]:
     out = ["| # | benchmark | result | target | verdict |", "|---|---|---|---|---|"]
     for row in rows:
@@ -64,8 +78,7 @@ def table(rows: list[Row]) -> list[str]:
     return out
 
 
-def write_results(cfg: Config, mach: dict, vers: dict, elapsed: float, argv: list[str]) -> Path:
-    path = HERE / "RESULTS.md"
+def write_results(path: Path, cfg: Config, mach: dict, vers: dict, elapsed: float, argv: list[str]) -> None:
     mode = "quick (--quick: fewer samples, smaller documents; not comparable)" if cfg.quick else "full"
     lines = [
         "# covim-p2p benchmark results",
@@ -85,6 +98,7 @@ def write_results(cfg: Config, mach: dict, vers: dict, elapsed: float, argv: lis
         "",
         f"- Python {vers['python']}, {vers['nvim']}, pycrdt {vers['pycrdt']}, pynvim {vers['pynvim']}, "
         f"trio {vers['trio']}",
+        f"- covim-p2p: {revision()}",
         "",
         "## Results",
         "",
@@ -94,14 +108,16 @@ def write_results(cfg: Config, mach: dict, vers: dict, elapsed: float, argv: lis
     if cfg.notes:
         lines += ["## Notes", "", *[f"- {n}" for n in cfg.notes], ""]
     path.write_text("\n".join(lines))
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: fewer samples, smaller documents")
     parser.add_argument("--only", nargs="*", choices=list(SUITES), help="run only these groups")
-    parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
+    parser.add_argument("--results", type=Path, metavar="PATH",
+                        help="write the results here (default: benchmarks/RESULTS.md for a full run, "
+                             "nothing for --quick or --only, so a partial run never replaces the real numbers)")
+    parser.add_argument("--no-write", action="store_true", help="write no results file")
     args = parser.parse_args(argv)
     raw_argv = sys.argv[1:] if argv is None else argv
     started = time.monotonic()
@@ -129,9 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(table(cfg.rows)))
     for note in cfg.notes:
         print(f"note: {note}")
-    if not args.no_write:
-        path = write_results(cfg, mach, vers, elapsed, raw_argv)
-        print(f"\nwrote {path.relative_to(HERE.parent)}")
+    path = args.results or (None if args.quick or args.only else HERE / "RESULTS.md")
+    if path is not None and not args.no_write:
+        write_results(path, cfg, mach, vers, elapsed, raw_argv)
+        print(f"\nwrote {path}")
     print(f"total {elapsed:.0f} s")
     return 1 if failed else 0
 

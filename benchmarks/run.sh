@@ -3,8 +3,9 @@
 # idempotent, ~1 s when all is there), then runs every benchmark against real
 # headless Neovims on loopback, prints the table and writes benchmarks/RESULTS.md.
 #
-#   bash benchmarks/run.sh            full run (~5 min on 2 cores)
-#   bash benchmarks/run.sh --quick    smoke run: fewer samples, smaller documents (~30 s)
+#   bash benchmarks/run.sh            full run (~3 min on 2 cores)
+#   bash benchmarks/run.sh --quick    smoke run: fewer samples, smaller documents (~30 s);
+#                                     prints the table, writes no file unless --results PATH
 #   bash benchmarks/run.sh --only latency join    some groups only
 #                                     (latency, traces, join, throughput, connectivity)
 set -euo pipefail

@@ -210,7 +210,6 @@ def concurrent_plan(limit: int | None = None) -> ConcurrentPlan:
     if data["numAgents"] != 2 or not all(p[2].isascii() for t in txns for p in t["patches"]):
         raise BenchError("friendsforever: expected two authors and ASCII text")
     _, past = causal_counts(txns)
-    t0 = time.perf_counter()
     # Author 0 gets the lower client id: that is the tie-break endContent was made with.
     docs = [Doc(client_id=1), Doc(client_id=2)]
     texts = [d.get("t", type=Text) for d in docs]
@@ -258,7 +257,6 @@ def concurrent_plan(limit: int | None = None) -> ConcurrentPlan:
     end = str(mtext)
     if limit is None and end != data["endContent"]:
         raise BenchError("friendsforever: the causal simulation does not give endContent")
-    del t0
     return ConcurrentPlan(runs, checkpoints, end, len(txns), raw)
 
 
@@ -290,7 +288,6 @@ def concurrent_full_path(cfg: Config, plan: ConcurrentPlan, timeout: float) -> d
 def run(cfg: Config) -> None:
     group = "2. editing traces"
     timeout = 300
-    # automerge-paper: the standard benchmark, ASCII, one author.
     limit = None if not cfg.quick else 20_000
     for name in ["automerge-paper", "seph-blog1"]:
         trace = sequential(name, limit)
