@@ -13,18 +13,11 @@ import errno
 import math
 import socket
 import time
-from typing import Callable, Protocol
+from typing import Callable
 
 import trio
 
-Addr = tuple[str, int]
-
-
-class Machine(Protocol):
-    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None: ...
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]: ...
-    def get_timer(self) -> float | None: ...
-    def handle_timer(self, now: float) -> None: ...
+from ..proto.machine import Addr, Machine
 
 
 def now() -> float:

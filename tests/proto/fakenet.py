@@ -24,16 +24,9 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-Addr = tuple[str, int]
-
-
-class Machine(Protocol):
-    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None: ...
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]: ...
-    def get_timer(self) -> float | None: ...
-    def handle_timer(self, now: float) -> None: ...
+from covim_p2p.proto.machine import Addr, Machine
 
 
 class SimulationError(RuntimeError):
