@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -51,6 +52,8 @@ class Row:
 class Config:
     quick: bool
     env: NvimEnv
+    code: Path | None = None  # benchmark the plugin code in this directory instead of the checkout
+    revision: str = ""  # what plugin code is measured, for RESULTS.md
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     t0: float = field(default_factory=time.monotonic)
@@ -131,31 +134,46 @@ def rss_bytes(pid: int) -> tuple[int, int]:
     return rss, hwm
 
 
-def python_host_pid(nvim_pid: int) -> int | None:
-    """The python3 remote-plugin host started by this Neovim (a child process)."""
-    for pid in descendant_pids(nvim_pid):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except FileNotFoundError:
-            continue
-        if cmd and b"python" in Path(cmd[0].decode(errors="replace")).name.encode():
-            return pid
+def rplugin_host_pid(nvim) -> int | None:
+    """The pid of this Neovim's python3 remote-plugin host (our plugin's process), found by
+    its channel's client info: a `:py3` command would start a second, separate script host."""
+    for chan in nvim.api.list_chans():
+        if (chan.get("client") or {}).get("name") == "python3-rplugin-host":
+            pid = nvim.funcs.jobpid(chan["id"])
+            return pid if pid in descendant_pids(nvim.funcs.getpid()) else None
     return None
 
 
 # ---- Neovims and sessions ----------------------------------------------------------
 
+def use_code(env: NvimEnv, code: Path) -> None:
+    """Make the Neovims of `env` run the plugin from `code` (a directory holding
+    covim_p2p/ and lua/): its python host imports covim_p2p from there (PYTHONPATH
+    comes before the checkout's editable install) and Peers.spawn puts it first on
+    'runtimepath'. The rplugin entry point and plugin/ stay the checkout's."""
+    env.env["PYTHONPATH"] = str(code)
+    # the way pynvim starts its host: without the working directory on sys.path
+    probe = "import sys; sys.path = [p for p in sys.path if p]; import covim_p2p; sys.stdout.write(covim_p2p.__file__)"
+    where = subprocess.run(["env", *[f"{k}={v}" for k, v in env.env.items()], sys.executable, "-c", probe],
+                           capture_output=True, text=True, timeout=60).stdout
+    if not where.startswith(str(code)):
+        raise BenchError(f"with PYTHONPATH={code}, python imports covim_p2p from {where or '?'}")
+
+
 class Peers:
     """Headless Neovims with our plugin, plus the benchmark Lua helpers in each."""
 
-    def __init__(self, env: NvimEnv):
+    def __init__(self, env: NvimEnv, code: Path | None = None):
         self.factory = NvimFactory(env)
+        self.code = code
         self.nvims: list = []
 
     def spawn(self, n: int = 1) -> list:
         out = []
         for _ in range(n):
             nvim = self.factory()
+            if self.code is not None:
+                nvim.exec_lua("vim.opt.rtp:prepend(...); package.loaded['covim'] = nil", str(self.code))
             nvim.exec_lua("dofile(...)", str(LUA))
             nvim.vars["covim_host_addr"] = "127.0.0.1"
             nvim.vars["covim_bind"] = "127.0.0.1"
@@ -181,7 +199,7 @@ class Peers:
 
 @contextmanager
 def peers(cfg: Config) -> Iterator[Peers]:
-    p = Peers(cfg.env)
+    p = Peers(cfg.env, cfg.code)
     try:
         yield p
     finally:
@@ -247,6 +265,21 @@ def wait_text(nvim, buf: int, expected: str, timeout: float, what: str, interval
             if nvim.exec_lua("return covim_bench.digest(...)", buf) == want:
                 return size
     return []  # unreachable
+
+
+def diagnose(nvims: list) -> str:
+    """One line per peer for an error message: session state, queues, buffer size."""
+    out = []
+    for i, nvim in enumerate(nvims):
+        try:
+            st = status(nvim)
+            size = nvim.exec_lua("return covim_bench.size(...)", st["bufnr"])
+            keys = ("state", "synced", "pending_remote", "resyncs", "dropped")
+            out.append(f"peer {i}: {', '.join(f'{k}={st.get(k)}' for k in keys)}, "
+                       f"peers={[p['name'] for p in st['peers']]}, buffer {size[0]} bytes / {size[1]} lines")
+        except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the original error
+            out.append(f"peer {i}: no status ({type(exc).__name__}: {exc})")
+    return "; ".join(out)
 
 
 def converged_or_raise(nvims: list, expected: str, what: str) -> None:

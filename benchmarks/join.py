@@ -7,15 +7,15 @@ joiner's buffer has every line and ``CoVimStatus().synced`` is true. The
 joiner's text is then checked against the host's (sha256 computed inside each
 Neovim).
 
-Memory: VmRSS (and the peak, VmHWM) of each Neovim's python3 plugin host,
-found among the Neovim's child processes.
+Memory: VmRSS (and the peak, VmHWM) of each Neovim's python3 remote-plugin host
+(the child process behind its 'python3-rplugin-host' channel).
 """
 
 from __future__ import annotations
 
 import time
 
-from .common import (BenchError, Config, connect, digest, fmt_mb, fmt_s, host, peers, python_host_pid, rss_bytes,
+from .common import (BenchError, Config, connect, digest, fmt_mb, fmt_s, host, peers, rplugin_host_pid, rss_bytes,
                      session, shared_buf, status, wait_until)
 
 LINE = 50  # bytes per line, newline included
@@ -33,8 +33,8 @@ def big_lines(total_bytes: int) -> list[str]:
     return out
 
 
-def host_rss(p, nvim) -> tuple[int, int]:
-    pid = python_host_pid(p.pid(nvim))
+def host_rss(nvim) -> tuple[int, int]:
+    pid = rplugin_host_pid(nvim)
     if pid is None:
         raise BenchError("no python host process under Neovim")
     return rss_bytes(pid)
@@ -68,7 +68,7 @@ def join_once(cfg: Config, size: int) -> dict:
         if b.exec_lua("return covim_bench.digest(...)", bbuf) != expected:
             raise BenchError("the joiner's buffer differs from the host's document")
         time.sleep(0.5)  # let both settle (acks, awareness) before reading memory
-        rss = {"host": host_rss(p, a), "joiner": host_rss(p, b)}
+        rss = {"host": host_rss(a), "joiner": host_rss(b)}
         return {"join": elapsed, "host_cmd": t_host, "set_lines": t_lines, "pyhost": t_pyhost, "rss": rss,
                 "lines": len(lines)}
 
@@ -77,7 +77,7 @@ def idle_rss(cfg: Config) -> dict:
     with peers(cfg) as p:
         a, b = session(p, 2, ["hello", "world"])
         time.sleep(1.0)
-        return {"host": host_rss(p, a), "joiner": host_rss(p, b)}
+        return {"host": host_rss(a), "joiner": host_rss(b)}
 
 
 def run(cfg: Config) -> None:

@@ -21,7 +21,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from . import connectivity, join, latency, throughput, traces
-from .common import Config, NvimEnv, Row
+from .common import BenchError, Config, NvimEnv, Row, use_code
 
 HERE = Path(__file__).resolve().parent
 SUITES = {
@@ -53,18 +53,37 @@ def versions(nvim: str) -> dict[str, str]:
             "pycrdt": version("pycrdt"), "pynvim": version("pynvim"), "trio": version("trio")}
 
 
-def revision() -> str:
-    """The commit measured, and whether the plugin's code had uncommitted changes."""
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, timeout=20)
-        return done.stdout.strip()
+def git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise BenchError(f"git {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def export_rev(rev: str, into: Path) -> str:
+    """The plugin code (covim_p2p/, lua/) of commit `rev`, read from git into `into`."""
+    into.mkdir()
+    archive = subprocess.run(["git", "archive", "--format=tar", rev, "covim_p2p", "lua"], cwd=HERE.parent,
+                             capture_output=True, timeout=60)
+    if archive.returncode != 0:
+        raise BenchError(f"git archive {rev} failed: {archive.stderr.decode(errors='replace').strip()}")
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True, timeout=60)
+    return git("log", "-1", "--format=%h %s", rev).strip()
+
+
+def revision(args) -> str:
+    """What plugin code was measured."""
+    if args.rev:
+        return f"{args.described} (`--rev {args.rev}`: that commit's covim_p2p/ and lua/, exported with git archive)"
+    if args.code:
+        return f"the code in {args.code} (`--code`)"
     try:
-        head = git("log", "-1", "--format=%h %s")
+        head = git("log", "-1", "--format=%h %s").strip()
         dirty = git("status", "--porcelain", "--", "covim_p2p", "lua", "plugin", "rplugin")
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError, BenchError):
         return "unknown (no git)"
-    return f"{head}" + (" + uncommitted changes in " + ", ".join(sorted({l[3:] for l in dirty.splitlines()}))
-                        if dirty else "")
+    files = sorted({line[3:] for line in dirty.splitlines() if line.strip()})
+    return head + (f" + uncommitted changes in {', '.join(files)}" if files else "")
 
 
 def table(rows: list[Row]) -> list[str]:
@@ -98,7 +117,7 @@ def write_results(path: Path, cfg: Config, mach: dict, vers: dict, elapsed: floa
         "",
         f"- Python {vers['python']}, {vers['nvim']}, pycrdt {vers['pycrdt']}, pynvim {vers['pynvim']}, "
         f"trio {vers['trio']}",
-        f"- covim-p2p: {revision()}",
+        f"- covim-p2p: {cfg.revision}",
         "",
         "## Results",
         "",
@@ -118,15 +137,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="write the results here (default: benchmarks/RESULTS.md for a full run, "
                              "nothing for --quick or --only, so a partial run never replaces the real numbers)")
     parser.add_argument("--no-write", action="store_true", help="write no results file")
+    code = parser.add_mutually_exclusive_group()
+    code.add_argument("--rev", metavar="REV", help="benchmark the plugin code of this commit (e.g. HEAD: the "
+                      "committed code only, unaffected by edits made while the suite runs)")
+    code.add_argument("--code", type=Path, metavar="DIR", help="benchmark the plugin code in DIR (holding "
+                      "covim_p2p/ and lua/), e.g. a patched copy, to compare a fix against the checkout")
     args = parser.parse_args(argv)
     raw_argv = sys.argv[1:] if argv is None else argv
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="covim-bench-") as tmp:
         env = NvimEnv.create(Path(tmp))
-        cfg = Config(quick=args.quick, env=env)
+        code = args.code.resolve() if args.code else None
+        if args.rev:
+            code = Path(tmp) / "code"
+            args.described = export_rev(args.rev, code)
+        if code is not None:
+            use_code(env, code)
+        cfg = Config(quick=args.quick, env=env, code=code)
+        cfg.revision = revision(args)
         mach, vers = machine(), versions(env.nvim)
         print(f"covim-p2p benchmarks ({'quick' if args.quick else 'full'}) on {mach['cpu']} x{mach['nproc']}, "
-              f"{mach['ram']}; {vers['nvim']}, pycrdt {vers['pycrdt']}", flush=True)
+              f"{mach['ram']}; {vers['nvim']}, pycrdt {vers['pycrdt']}; code: {cfg.revision}", flush=True)
         failed = False
         for name, fn in SUITES.items():
             if args.only and name not in args.only:

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pycrdt import Doc, Text
 
 from . import latency
-from .common import (TRACES, BenchError, Config, converged_or_raise, fmt_ms, fmt_s, peers, session, shared_buf,
-                     summary_ms, wait_text)
+from .common import (TRACES, BenchError, Config, converged_or_raise, diagnose, fmt_ms, fmt_s, peers, session,
+                     shared_buf, summary_ms, wait_text)
 
 CHUNK = 2000  # patches per exec_lua call
 
@@ -164,7 +164,10 @@ def full_path(cfg: Config, trace: Trace, edits: list, timeout: float, keystrokes
             raise BenchError("the host's shared buffer is not its current buffer")
         b.exec_lua("covim_bench.track(...)", bbuf)
         first, a_done = replay_into(a, abuf, edits)
-        size = wait_text(b, bbuf, trace.end, timeout, f"{trace.name}: B to hold the final text", interval=0.02)
+        try:
+            size = wait_text(b, bbuf, trace.end, timeout, f"{trace.name}: B to hold the final text", interval=0.02)
+        except BenchError as exc:
+            raise BenchError(f"{exc} (want {len(trace.end.encode())} bytes; {diagnose([a, b])})") from None
         converged_or_raise([a, b], trace.end, f"{trace.name} replay")
         out = {"total": (size[2] - first) / 1e9, "a_typing": (a_done - first) / 1e9}
         if keystrokes:  # the same session, now holding the trace's whole editing history
