@@ -102,6 +102,7 @@ class UdpDriver:
                 self.machine.receive_datagram(data, addr[:2], now())
             self.flush()
             self._on_activity()
+            self._wake.set()  # a packet may have created an earlier deadline: re-arm the timer
             await trio.lowlevel.checkpoint()
 
     async def _timer_loop(self) -> None:

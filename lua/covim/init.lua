@@ -24,6 +24,7 @@ function M.attach(buf, chan)
     on_lines = function(_, b, tick, first, last_old, last_new)
       local c = attached[b]
       if not c then return true end
+      if applying[b] then return end  -- our own apply of remote edits: Python already knows
       local lines = vim.api.nvim_buf_get_lines(b, first, last_new, true)
       -- The cursor (at the start of the change here) disambiguates diffs like end -> eend.
       local crow, ccol = -1, -1
