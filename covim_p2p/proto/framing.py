@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from .codec import DecodeError, Reader, Writer
 
 MAGIC = b"CV"
-VERSION = 1
+VERSION = 2
 KIND_RENDEZVOUS = 1
 KIND_PEER = 2
 HEADER_LEN = 2 + 1 + 1 + 8 + 8
@@ -185,3 +185,18 @@ def decode_frames_untrusted(body: bytes) -> list[Frame]:
             raise DecodeError(f"unknown frame type {t}")
     return frames
 
+
+
+# ---- peer bodies ---------------------------------------------------------------
+
+def encode_peer_body(src_epoch: int, dst_epoch: int, frames: list[Frame]) -> bytes:
+    """``src_epoch``: the incarnation of the sender's link; ``dst_epoch``: the
+    receiver's, as the sender knows it (0 = not yet).  A link rebuilt on one side
+    gets a higher epoch, which tells the other side to restart its channel too."""
+    return Writer().uint(src_epoch).uint(dst_epoch).bytes() + encode_frames(frames)
+
+
+def decode_peer_body_untrusted(body: bytes) -> tuple[int, int, list[Frame]]:
+    r = Reader(body)
+    src, dst = r.uint(), r.uint()
+    return src, dst, decode_frames_untrusted(body[r.pos:])

@@ -5,6 +5,14 @@ back, and then carries a reliable channel.  It always answers the address a
 packet really came from (peer-reflexive), which is what later hole punching
 relies on.  An up link pings every ``PING_INTERVAL`` for RTT and liveness and
 is declared dead after ``LINK_TIMEOUT`` of silence.
+
+Each Link object is one *incarnation* (``epoch``, increasing per node).  If
+one side drops the link (say after a freeze) and rebuilds it, its channel
+starts again at sequence 0 while the other side's channel is deep into the old
+stream; without epochs nothing would ever be delivered again while pings kept
+both sides "up".  Every peer datagram carries both epochs (framing.py), so the
+side that sees a newer epoch restarts its channel and resyncs, and data
+addressed to an old incarnation is ignored.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ class Link:
     created: float
     up: bool = False
     is_host: bool = False  # the host's peer always holds the whole document
+    epoch: int = 0       # this incarnation of our side
+    peer_epoch: int = 0  # the peer's side, once a datagram told us
     channel: ReliableChannel = field(default_factory=ReliableChannel)
     last_rx: float = 0.0
     next_hello: float = 0.0
@@ -43,6 +53,7 @@ class Link:
     next_resync: float = 0.0
     client_ids: set[int] = field(default_factory=set)
     pongs_due: list[int] = field(default_factory=list)
+    restarts: int = 0
 
     def deadline(self) -> float:
         """When this link gives up: probing too long, or silent too long."""
@@ -58,6 +69,11 @@ class Link:
         else:
             times.append(self.next_hello)
         return min(times)
+
+    def restart_channel(self) -> None:
+        """The peer rebuilt its side: both ends start a fresh stream."""
+        self.channel = ReliableChannel()
+        self.restarts += 1
 
     def rtt_ms(self) -> float | None:
         rtt = self.rtt if self.rtt is not None else self.channel.srtt

@@ -15,6 +15,9 @@ Rules of the machine:
   later catches up through the state-vector sync.
 * Peer datagrams from a peer we have no link to are answered with BYE unless
   they carry HELLO (a new link), so a stale link is torn down and rebuilt.
+* Every link has an epoch (link.py).  A datagram from an older epoch of the
+  peer's side is dropped; a newer one restarts our channel and resyncs; DATA
+  and ACK addressed to an older epoch of ours are ignored.
 * ``left``/``failed`` are final.
 
 No clock, no sockets: ``now`` is passed in, datagrams go out through
@@ -34,7 +37,8 @@ from .codec import DecodeError
 from .document import SharedDocument
 from .events import Event, JoinFailed, Joined, PeerDown, PeerUp, Problem, Synced
 from .framing import (HEADER_LEN, KIND_PEER, KIND_RENDEZVOUS, MAX_DATAGRAM, Ack, Addr, Bye, Data, Frame, Hello,
-                      Ping, Pong, decode_datagram_untrusted, decode_frames_untrusted, encode_datagram, encode_frames)
+                      Ping, Pong, decode_datagram_untrusted, decode_peer_body_untrusted, encode_datagram, encode_frames,
+                      encode_peer_body)
 from .link import PING_INTERVAL, PROBE_MAX, RESYNC_INTERVAL, Link
 from .messages import (AwarenessUpdate, SessionMessage, SyncStep1, SyncStep2, Update,
                        decode_session_message_untrusted, encode_session_message)
@@ -47,7 +51,7 @@ JOIN_RETRY_FIRST = 0.25
 REFRESH_INTERVAL = 5.0
 AWARENESS_RENEW = 15.0
 AWARENESS_OUTDATED = 30.0
-BODY_BUDGET = MAX_DATAGRAM - HEADER_LEN
+BODY_BUDGET = MAX_DATAGRAM - HEADER_LEN - 2 * 10  # minus the two epochs, at most 10 bytes each
 
 
 
@@ -76,6 +80,7 @@ class PeerNode:
         self._join_interval = JOIN_RETRY_FIRST
         self._next_join = now
         self._cursor: tuple[int, int] | None = None
+        self._last_epoch = 0
         self._awareness_dirty = True
         self._next_awareness = now + AWARENESS_RENEW
         self.remote_cursors_changed = False
@@ -125,7 +130,7 @@ class PeerNode:
             return
         self._now = now
         for link in self.links.values():
-            body = encode_frames([Bye("left the session")])
+            body = encode_peer_body(link.epoch, link.peer_epoch, [Bye("left the session")])
             for _ in range(2):
                 self._out.append((encode_datagram(KIND_PEER, self.token.session, self.peer_id, body), link.addr))
         if self._introducer_addr is not None:
@@ -173,7 +178,7 @@ class PeerNode:
                     raise DecodeError("rendezvous message not from our introducer")
                 self._on_rendezvous(decode_message_untrusted(body), addr, now)
             else:
-                self._on_peer_datagram(header.sender, decode_frames_untrusted(body), addr, now)
+                self._on_peer_datagram(header.sender, *decode_peer_body_untrusted(body), addr, now)
         except DecodeError:
             self.dropped += 1
 
@@ -211,32 +216,47 @@ class PeerNode:
             return None
         link = self.links.get(member.peer_id)
         if link is None:
+            self._last_epoch += 1
             link = Link(member.peer_id, member.name, member.addr or introducer_addr, created=now,
-                        next_hello=now, last_rx=now)
+                        next_hello=now, last_rx=now, epoch=self._last_epoch)
             self.links[member.peer_id] = link
         if member.addr is None:
             link.is_host = True
         return link
 
-    def _on_peer_datagram(self, sender: int, frames: list[Frame], addr: Addr, now: float) -> None:
+    def _on_peer_datagram(self, sender: int, src_epoch: int, dst_epoch: int, frames: list[Frame],
+                          addr: Addr, now: float) -> None:
         if self.state != "joined":
             self.dropped += 1
             return
         link = self.links.get(sender)
         if link is None:
             hello = next((f for f in frames if isinstance(f, Hello)), None)
-            if hello is None:
+            if hello is None or src_epoch == 0:
                 if not any(isinstance(f, Bye) for f in frames):
                     self._send_frames([Bye("no such link")], addr)
                 self.dropped += 1
                 return
             link = self._ensure_link(Member(sender, hello.name[:64], addr), addr, now)
             assert link is not None
+        if src_epoch < link.peer_epoch or (src_epoch == 0 and not all(isinstance(f, Bye) for f in frames)):
+            self.dropped += 1  # from an older incarnation of the peer's side, delayed or duplicated
+            return
+        if src_epoch > link.peer_epoch:
+            restarted = link.peer_epoch != 0
+            link.peer_epoch = src_epoch
+            if restarted:  # the peer rebuilt its side: its stream starts again at 0, and so must ours
+                link.restart_channel()
+                if link.up:
+                    self._start_sync(link)
+        current = dst_epoch == link.epoch  # DATA/ACK for an older incarnation of ours are meaningless
         link.addr = addr
         link.last_rx = now
         if not link.up:
             self._link_up(link, now)
         for frame in frames:
+            if isinstance(frame, (Data, Ack)) and not current:
+                continue
             if isinstance(frame, Data):
                 try:
                     link.channel.on_data(frame)
@@ -255,6 +275,8 @@ class PeerNode:
                     link.rtt = now - link.ping_sent_at
                     link.ping_sent_at = None
             elif isinstance(frame, Bye):
+                if dst_epoch not in (0, link.epoch):
+                    continue
                 self._drop_link(link, "left the session" if frame.reason == "left the session" else frame.reason)
                 return
         while (raw := link.channel.next_message()) is not None:
@@ -274,9 +296,12 @@ class PeerNode:
         link.hello_reply_due = True
         link.next_ping = now + PING_INTERVAL
         link.next_resync = now + RESYNC_INTERVAL
+        self._start_sync(link)
+        self._events.append(PeerUp(link.peer_id, link.name))
+
+    def _start_sync(self, link: Link) -> None:
         link.channel.send(encode_session_message(SyncStep1(self.document.state_vector())))
         link.channel.send(encode_session_message(AwarenessUpdate(self._own_awareness())))
-        self._events.append(PeerUp(link.peer_id, link.name))
 
     def _on_session_message(self, link: Link, msg: SessionMessage, now: float) -> None:
         doc = self.document
@@ -381,16 +406,17 @@ class PeerNode:
     def _send_rendezvous(self, msg: Message, addr: Addr) -> None:
         self._out.append((encode_datagram(KIND_RENDEZVOUS, self.token.session, self.peer_id, encode_message(msg)), addr))
 
-    def _send_frames(self, frames: list[Frame], addr: Addr) -> None:
+    def _send_frames(self, frames: list[Frame], addr: Addr, link: Link | None = None) -> None:
+        epochs = encode_peer_body(link.epoch, link.peer_epoch, []) if link is not None else encode_peer_body(0, 0, [])
         body = bytearray()
         for frame in frames:
             encoded = encode_frames([frame])
             if body and len(body) + len(encoded) > BODY_BUDGET:
-                self._out.append((encode_datagram(KIND_PEER, self.token.session, self.peer_id, bytes(body)), addr))
+                self._out.append((encode_datagram(KIND_PEER, self.token.session, self.peer_id, epochs + body), addr))
                 body = bytearray()
             body += encoded
         if body:
-            self._out.append((encode_datagram(KIND_PEER, self.token.session, self.peer_id, bytes(body)), addr))
+            self._out.append((encode_datagram(KIND_PEER, self.token.session, self.peer_id, epochs + body), addr))
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         self._now = now
@@ -411,6 +437,6 @@ class PeerNode:
                     link.ping_due = False
                 frames.extend(link.channel.frames_to_send(now))
             if frames:
-                self._send_frames(frames, link.addr)
+                self._send_frames(frames, link.addr, link)
         out, self._out = self._out, []
         return out

@@ -29,8 +29,10 @@ from covim_p2p.proto.framing import (
     Pong,
     decode_datagram_untrusted,
     decode_frames_untrusted,
+    decode_peer_body_untrusted,
     encode_datagram,
     encode_frames,
+    encode_peer_body,
     frame_size,
     read_addr,
     write_addr,
@@ -76,7 +78,8 @@ def _header(magic=MAGIC, version=VERSION, kind=KIND_PEER) -> bytes:
         # A STUN binding request starts with 0x00 0x01: never ours.
         (b"\x00\x01\x00\x00\x21\x12\xa4\x42" + b"\x00" * 12, "not a covim datagram (bad magic)"),
         (_header(magic=b"CW"), "not a covim datagram (bad magic)"),
-        (_header(version=2), "unsupported protocol version 2"),
+        (_header(version=1), "unsupported protocol version 1"),
+            (_header(version=3), "unsupported protocol version 3"),
         (_header(version=0), "unsupported protocol version 0"),
         (_header(kind=0), "unknown datagram kind 0"),
         (_header(kind=3), "unknown datagram kind 3"),
@@ -323,3 +326,22 @@ def test_a_flag_byte_other_than_0_or_1_is_rejected():
     body[2] = 7  # type, seq, then the fin flag
     with pytest.raises(DecodeError, match="bad flag 7"):
         decode_frames_untrusted(bytes(body))
+
+
+@given(U64, U64, st.lists(frames_st, max_size=6))
+def test_peer_body_round_trips_the_epochs_and_frames(src, dst, frames):
+    assert decode_peer_body_untrusted(encode_peer_body(src, dst, frames)) == (src, dst, frames)
+
+
+def test_peer_body_layout_is_two_varuints_then_frames():
+    assert encode_peer_body(1, 300, [Ping(5)]) == b"\x01\xac\x02" + encode_frames([Ping(5)])
+
+
+@given(st.binary(max_size=60))
+@fuzz
+def test_decode_peer_body_arbitrary_bytes_only_decode_error(body):
+    try:
+        src, dst, frames = decode_peer_body_untrusted(body)
+    except DecodeError:
+        return
+    assert decode_peer_body_untrusted(encode_peer_body(src, dst, frames)) == (src, dst, frames)

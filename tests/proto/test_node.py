@@ -21,7 +21,7 @@ import pytest
 
 from covim_p2p.editor.edits import TextEdit, apply_edit_to_str
 from covim_p2p.proto.framing import (KIND_PEER, KIND_RENDEZVOUS, Bye, Data, Hello, Ping, decode_datagram_untrusted,
-                                     decode_frames_untrusted, encode_datagram, encode_frames)
+                                     decode_peer_body_untrusted, encode_datagram, encode_peer_body)
 from covim_p2p.proto.hoststack import HostStack
 from covim_p2p.proto.link import LINK_TIMEOUT, PING_INTERVAL, PROBE_TIMEOUT, RESYNC_INTERVAL
 from covim_p2p.proto.messages import M_UPDATE
@@ -390,9 +390,10 @@ def garbage_for(self_id: int, other_id: int, seed: int) -> list[bytes]:
     out += [bytes([0, 1]) + bytes(18)]  # a STUN-looking packet
     out += [
         encode_datagram(KIND_PEER, SESSION, other_id, b"\xff\x00garbage frames"),  # valid header, bad frames
-        encode_datagram(KIND_PEER, SESSION, other_id, encode_frames([Ping(1)]) + b"\x09"),  # one bad frame at the end
-        encode_datagram(KIND_PEER, SESSION + 1, other_id, encode_frames([Ping(1)])),  # another session
-        encode_datagram(KIND_PEER, SESSION, self_id, encode_frames([Ping(1)])),  # "from" ourselves
+        encode_datagram(KIND_PEER, SESSION, other_id, encode_peer_body(1, 1, [Ping(1)]) + b"\x09"),  # one bad frame at the end
+        encode_datagram(KIND_PEER, SESSION, other_id, b"\xff" * 11),  # an epoch longer than 10 bytes
+        encode_datagram(KIND_PEER, SESSION + 1, other_id, encode_peer_body(1, 1, [Ping(1)])),  # another session
+        encode_datagram(KIND_PEER, SESSION, self_id, encode_peer_body(1, 1, [Ping(1)])),  # "from" ourselves
         encode_datagram(KIND_RENDEZVOUS, SESSION + 1, Introducer.ID, encode_message(Welcome(HOST_ADDR, ()))),
     ]
     return out
@@ -457,17 +458,17 @@ def test_stray_peer_traffic_gets_bye_and_a_hello_opens_a_link():
     mesh = build(1)
     p1 = mesh.nodes["p1"]
     stranger = ("127.0.0.50", 1)
-    p1.receive_datagram(encode_datagram(KIND_PEER, SESSION, 4242, encode_frames([Ping(3)])), stranger, mesh.net.now)
+    p1.receive_datagram(encode_datagram(KIND_PEER, SESSION, 4242, encode_peer_body(1, 0, [Ping(3)])), stranger, mesh.net.now)
     out = [(d, a) for d, a in p1.datagrams_to_send(mesh.net.now) if a == stranger]
     assert len(out) == 1
     header, body = decode_datagram_untrusted(out[0][0])
-    assert decode_frames_untrusted(body) == [Bye("no such link")]
+    assert decode_peer_body_untrusted(body) == (0, 0, [Bye("no such link")])
     assert 4242 not in p1.links
     # BYE from a stranger is not answered (no BYE ping-pong)
-    p1.receive_datagram(encode_datagram(KIND_PEER, SESSION, 4242, encode_frames([Bye("x")])), stranger, mesh.net.now)
+    p1.receive_datagram(encode_datagram(KIND_PEER, SESSION, 4242, encode_peer_body(1, 0, [Bye("x")])), stranger, mesh.net.now)
     assert [a for _, a in p1.datagrams_to_send(mesh.net.now) if a == stranger] == []
     # a HELLO opens a link (peer-reflexive: the address it came from)
-    p1.receive_datagram(encode_datagram(KIND_PEER, SESSION, 4242, encode_frames([Hello("ghost", 9, True)])),
+    p1.receive_datagram(encode_datagram(KIND_PEER, SESSION, 4242, encode_peer_body(1, 0, [Hello("ghost", 9, True)])),
                         stranger, mesh.net.now)
     assert p1.links[4242].up and p1.links[4242].addr == stranger and p1.links[4242].name == "ghost"
 
@@ -477,7 +478,8 @@ def test_malformed_session_message_drops_the_link():
     p1 = mesh.nodes["p1"]
     link = p1.links[HOST_ID]
     seq = link.channel._recv_next
-    bad = encode_datagram(KIND_PEER, SESSION, HOST_ID, encode_frames([Data(seq, True, b"\x09junk")]))
+    bad = encode_datagram(KIND_PEER, SESSION, HOST_ID,
+                          encode_peer_body(link.peer_epoch, link.epoch, [Data(seq, True, b"\x09junk")]))
     p1.receive_datagram(bad, HOST_ADDR, mesh.net.now)
     mesh.poll()
     (down,) = mesh.events("p1", PeerDown)
@@ -545,7 +547,7 @@ def test_awareness_is_renewed_so_idle_cursors_stay():
 def carries_update(data: bytes) -> bool:
     try:
         header, body = decode_datagram_untrusted(data)
-        frames = decode_frames_untrusted(body) if header.kind == KIND_PEER else []
+        frames = decode_peer_body_untrusted(body)[2] if header.kind == KIND_PEER else []
     except ValueError:
         return False
     return any(isinstance(f, Data) and f.payload[:1] == bytes([M_UPDATE]) for f in frames)
@@ -657,7 +659,8 @@ def test_an_update_pycrdt_cannot_apply_is_reported_and_resynced():
     link = p1.links[HOST_ID]
     from covim_p2p.proto.messages import Update, encode_session_message
     payload = encode_session_message(Update(b"\x00", b"not a yjs update"))
-    bad = encode_datagram(KIND_PEER, SESSION, HOST_ID, encode_frames([Data(link.channel._recv_next, True, payload)]))
+    bad = encode_datagram(KIND_PEER, SESSION, HOST_ID,
+                          encode_peer_body(link.peer_epoch, link.epoch, [Data(link.channel._recv_next, True, payload)]))
     p1.receive_datagram(bad, HOST_ADDR, mesh.net.now)
     mesh.poll()
     (problem,) = mesh.events("p1", Problem)
@@ -669,3 +672,57 @@ def test_an_update_pycrdt_cannot_apply_is_reported_and_resynced():
     mesh.editors["host"].insert(0, "still working: ", mesh.net.now)
     mesh.run(mesh.net.now + 2 * RESYNC_INTERVAL, mesh.converged)
     assert mesh.converged() and str(p1.document).startswith("still working: ")
+
+
+def test_a_link_that_timed_out_on_one_side_only_is_rebuilt_on_both():
+    """p2 stops hearing p1 for longer than LINK_TIMEOUT while p1 still hears p2.
+    p2 drops the link and rebuilds it from the introducer's WELCOME with a fresh
+    channel; p1 must notice the new incarnation and restart its side too, or its
+    old sequence numbers would never be delivered again (a silent, permanent stall)."""
+    mesh = build(2)
+    p1, p2 = mesh.nodes["p1"], mesh.nodes["p2"]
+    mesh.editors["p1"].insert(0, "before ", mesh.net.now)
+    mesh.settle()
+    old_epoch = p2.links[p1.peer_id].epoch
+    t_cut = mesh.net.now
+    heal = t_cut + LINK_TIMEOUT + 6.0  # long enough for p2's WELCOME refresh to rebuild the link
+    mesh.net.intercept = lambda data, src, dst, now: not (src == peer_addr(1) and dst == peer_addr(2) and now < heal)
+    mesh.run(heal)
+    ((_, down),) = mesh.timed("p2", PeerDown)
+    assert down.peer_id == p1.peer_id and down.reason == "stopped answering"
+    assert mesh.events("p1", PeerDown) == []  # p1 kept hearing p2's probes
+    assert p2.links[p1.peer_id].epoch > old_epoch
+
+    mesh.run(mesh.net.now + 0.5, lambda: p2.links[p1.peer_id].up)
+    t0 = mesh.net.now
+    mesh.editors["p1"].insert(0, "direct ", t0)
+    # well before any periodic resync with the host could carry it
+    mesh.run(t0 + 0.5, lambda: str(p2.document).startswith("direct before "))
+    assert str(p2.document).startswith("direct before ")
+    assert mesh.net.now - t0 < 0.1
+    mesh.editors["p2"].insert(0, "back ", mesh.net.now)
+    mesh.run(mesh.net.now + 0.1, lambda: str(p1.document).startswith("back direct"))
+    assert str(p1.document).startswith("back direct before ")
+    mesh.settle()
+    mesh.run(mesh.net.now + 1.0)
+    assert not p1.links[p2.peer_id].channel.pending() and not p2.links[p1.peer_id].channel.pending()
+    assert p1.links[p2.peer_id].restarts == 1
+
+
+def test_stale_datagrams_from_an_old_link_incarnation_are_ignored():
+    mesh = build(1)
+    p1 = mesh.nodes["p1"]
+    link = p1.links[HOST_ID]
+    before = str(p1.document)
+    stale = encode_datagram(KIND_PEER, SESSION, HOST_ID,
+                            encode_peer_body(link.peer_epoch - 1 if link.peer_epoch > 1 else 0, link.epoch,
+                                             [Data(link.channel._recv_next, True, b"\x09junk")]))
+    dropped = p1.dropped
+    p1.receive_datagram(stale, HOST_ADDR, mesh.net.now)
+    assert p1.dropped == dropped + 1
+    wrong_dst = encode_datagram(KIND_PEER, SESSION, HOST_ID,
+                                encode_peer_body(link.peer_epoch, link.epoch + 7,
+                                                 [Data(link.channel._recv_next, True, b"\x09junk")]))
+    p1.receive_datagram(wrong_dst, HOST_ADDR, mesh.net.now)
+    assert HOST_ID in p1.links and p1.links[HOST_ID] is link  # the junk was never delivered
+    assert str(p1.document) == before
