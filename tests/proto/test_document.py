@@ -15,7 +15,7 @@ from pycrdt import Doc, Text
 from covim_p2p.editor.edits import TextEdit, apply_edit_to_str
 from covim_p2p.proto import document as document_mod
 from covim_p2p.proto.codec import DecodeError
-from covim_p2p.proto.document import (MAX_INSERT_CHUNK, SharedDocument, covers,
+from covim_p2p.proto.document import (SharedDocument, covers,
                                       decode_state_vector_untrusted)
 
 WORDS = ["ab", "é", "世界", "🙂", "x\n", "naïve ", "👩‍👩‍👧", "\u0301"]  # last: a lone combining mark
@@ -178,22 +178,16 @@ def test_garbage_state_vectors_raise_decode_error_not_panic():
 
 # ---- local edits ------------------------------------------------------------------
 
-def test_large_insert_is_split_into_bounded_transactions():
+def test_large_insert_is_one_transaction_and_one_update():
     big = "".join(f"line {i} 世界🙂\n" for i in range(12_000))  # ~250 KB, multi-byte throughout
-    size = len(big.encode())
-    assert size > 3 * MAX_INSERT_CHUNK
     doc = SharedDocument(1, "<>")
-    out = doc.local_edits([TextEdit(1, 0, big)])
-    assert len(out) >= size // MAX_INSERT_CHUNK
+    ((deps, update),) = doc.local_edits([TextEdit(1, 0, big)])
     assert str(doc) == "<" + big + ">"
-    for deps, update in out:
-        assert len(update) < MAX_INSERT_CHUNK + 1024  # bounded: a chunk plus little overhead
+    assert len(big.encode()) < len(update) < len(big.encode()) + 1024
 
-    # a receiver fed the chunk updates one by one, after the initial text, gets the same text
     receiver = SharedDocument(4)
     sync(receiver, SharedDocument(1, "<>"))
-    for deps, update in out:
-        receiver.receive_update(deps, update)
+    receiver.receive_update(deps, update)
     assert receiver.waiting_updates() == 0 and str(receiver) == str(doc)
     shown = ""  # the sync of "<>" was a remote edit too
     for edit in receiver.take_remote_edits():
@@ -203,10 +197,33 @@ def test_large_insert_is_split_into_bounded_transactions():
 
 def test_large_insert_with_a_deletion():
     doc = SharedDocument(1, "keep|delete me|keep")
-    big = "é" * (MAX_INSERT_CHUNK)  # 128 KiB in 2-byte characters: never cut inside one
-    out = doc.local_edits([TextEdit(5, 9, big)])
-    assert len(out) >= 2
+    big = "é" * (64 * 1024)
+    (_,) = doc.local_edits([TextEdit(5, 9, big)])
     assert str(doc) == "keep|" + big + "|keep"
+
+
+def test_an_update_carries_only_its_own_transaction():
+    """Not the whole document's delete set: late in a real trace that was ~10 KB a keystroke."""
+    doc = SharedDocument(1, "x" * 2000)
+    receiver = SharedDocument(2)
+    sync(receiver, doc)
+    updates = []
+    for i in range(0, 1000, 2):  # 500 separate deletions: 500 delete-set ranges
+        updates += doc.local_edits([TextEdit(i // 2 + 1, 1, "")])
+    ((deps, update),) = doc.local_edits([TextEdit(0, 0, "y")])
+    assert len(update) < 40
+    assert len(doc.doc.get_update(deps)) > 1000  # what get_update(before) would have sent
+    for d, u in updates + [(deps, update)]:
+        receiver.receive_update(d, u)
+    assert receiver.waiting_updates() == 0 and str(receiver) == str(doc)
+
+
+def test_the_initial_text_is_not_undoable():
+    doc = SharedDocument(1, "opened file")
+    assert doc.undo() == []
+    doc.local_edits([TextEdit(0, 0, "> ")])
+    assert len(doc.undo()) == 1 and str(doc) == "opened file"
+    assert doc.undo() == [] and str(doc) == "opened file"
 
 
 def test_small_insert_is_one_transaction():
