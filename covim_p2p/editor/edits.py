@@ -121,3 +121,19 @@ def delta_to_edits(delta: list[dict]) -> list[TextEdit]:
             raise ValueError(f"unknown delta op {op!r}")
     flush()
     return edits
+
+
+def cut_big_inserts(edits: list[TextEdit], limit: int) -> list[TextEdit]:
+    """The same change as ``edits``, with no insert longer than ``limit`` characters."""
+    out = []
+    for edit in edits:
+        if len(edit.insert) <= limit:
+            out.append(edit)
+            continue
+        offset, delete = edit.offset, edit.delete
+        for start in range(0, len(edit.insert), limit):
+            piece = edit.insert[start : start + limit]
+            out.append(TextEdit(offset, delete, piece))
+            offset += len(piece.encode("utf-8"))
+            delete = 0
+    return out

@@ -12,20 +12,29 @@ Rules:
   events (something bumped the tick silently) we re-read the buffer.
 * While a blocking apply is in flight other notifications can run (pynvim
   greenlets): they are queued and replayed after it, in order.
+* Both directions are bounded per turn of the event loop, so neither a burst
+  of typing nor a huge remote paste freezes Neovim: at most ``MAX_BATCH``
+  buffer events become one document transaction (pycrdt's cost per
+  transaction grows faster than its size: an unbounded burst froze the host
+  for 35 s), and at most ``MAX_FLUSH_CHARS`` of remote text go into Neovim
+  per call; bigger inserts are cut at character boundaries.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Callable
 
-from ..editor.edits import TextEdit
+from ..editor.edits import TextEdit, cut_big_inserts
 from ..editor.shadow import ShadowBuffer
 from ..editor.slide import slide_to_cursor
 from ..editor.transform import diff_texts, map_offset, transform_local
 from ..proto.node import PeerNode
 
 MAX_REFUSALS = 5
+MAX_BATCH = 64
+MAX_FLUSH_CHARS = 1 << 20
 UPDATE_LUA = "return require('covim').update(...)"
 
 
@@ -43,7 +52,7 @@ class BufferBridge:
         self.busy = False
         self.closed = False
         self.flush_scheduled = False
-        self._inbox: list[tuple] = []
+        self._inbox: deque[tuple] = deque()
         self.refusals = 0
         self.resyncs = 0
         self.snapshot_tick = -1
@@ -71,9 +80,12 @@ class BufferBridge:
             self.nvim.loop.call_soon(self._drain_inbox)
 
     def _drain_inbox(self) -> None:
-        events, self._inbox = self._inbox, []
         if self.closed:
             return
+        inbox = self._inbox
+        events = [inbox.popleft() for _ in range(min(MAX_BATCH, len(inbox)))]
+        if inbox:
+            self.nvim.loop.call_soon(self._drain_inbox)
         if self.busy:
             self._queued.extend(events)
             return
@@ -185,6 +197,8 @@ class BufferBridge:
             if self.refusals >= MAX_REFUSALS:
                 self._resync_from_buffer()
             self.pending += self.node.document.take_remote_edits()
+            if any(len(edit.insert) > MAX_FLUSH_CHARS for edit in self.pending):
+                self.pending = cut_big_inserts(self.pending, MAX_FLUSH_CHARS)
             calls, undo = self._prepare_pending() if self.pending else ([], [])
             ready = len(calls) == len(self.pending)  # no edit is waiting for a retry
             cursors = self._cursor_marks() if self.cursors_dirty and ready else None
@@ -218,8 +232,11 @@ class BufferBridge:
         finally:
             self.busy = False
         queued, self._queued = self._queued, []
-        if queued:
-            self._local_changes(queued)
+        if queued:  # they came before anything still in the inbox
+            was_empty = not self._inbox
+            self._inbox.extendleft(reversed(queued))
+            if was_empty:
+                self.nvim.loop.call_soon(self._drain_inbox)
         if self.pending or self.refusals:
             self.nvim.loop.call_later(0.005 * min(self.refusals, 10), self.schedule_flush)
         elif self.cursors_dirty or self.node.document.has_remote_edits() or (self.locked and self.node.synced):
@@ -229,8 +246,12 @@ class BufferBridge:
         """Apply pending edits to the shadow; returns the set_text calls and their inverses."""
         undo: list[TextEdit] = []
         calls = []
+        budget = MAX_FLUSH_CHARS
         try:
             for edit in self.pending:
+                if calls and budget < len(edit.insert):
+                    break  # the rest goes in the next call: Neovim stays responsive
+                budget -= len(edit.insert)
                 deleted = self._slice(edit.offset, edit.delete)
                 e = self.shadow.apply(edit)
                 undo.append(TextEdit(edit.offset, len(edit.insert.encode("utf-8")), deleted))

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Doc, Text
 
-from covim_p2p.editor.edits import TextEdit, apply_edit_to_str, delta_to_edits, is_char_boundary
+from covim_p2p.editor.edits import TextEdit, apply_edit_to_str, cut_big_inserts, delta_to_edits, is_char_boundary
 
 # Awkward text: tabs, newlines, CJK, 4-byte emoji, ZWJ sequences, flags,
 # combining marks (alone and after a base), plus arbitrary encodable characters.
@@ -205,3 +205,24 @@ def test_delta_of_replace_becomes_one_edit():
     doc.apply_update(other.get_update(doc.get_state()))
     assert [delta_to_edits(d) for d in deltas] == [[TextEdit(6, 3, "🌍")]]
     assert str(t) == "hello 🌍界"
+
+
+@given(st.text(alphabet="ab\né🙂", max_size=40), st.data())
+def test_cut_big_inserts_makes_the_same_change_in_small_pieces(text, data):
+    start = data.draw(st.integers(0, len(text)))
+    end = data.draw(st.integers(start, len(text)))
+    insert = data.draw(st.text(alphabet="xy\nü🙂", max_size=30))
+    limit = data.draw(st.integers(1, 8))
+    edit = TextEdit(len(text[:start].encode()), len(text[start:end].encode()), insert)
+    pieces = cut_big_inserts([edit], limit)
+    assert all(len(p.insert) <= limit for p in pieces)
+    assert "".join(p.insert for p in pieces) == insert
+    cut = text
+    for p in pieces:
+        cut = apply_edit_to_str(cut, p)
+    assert cut == apply_edit_to_str(text, edit)
+
+
+def test_cut_big_inserts_keeps_small_edits_as_they_are():
+    edits = [TextEdit(0, 1, "abc"), TextEdit(2, 0, "")]
+    assert cut_big_inserts(edits, 3) == edits

@@ -203,3 +203,27 @@ def test_undo_reverts_only_my_own_changes(nvim_factory):
     assert wait_converged([a, b]) == ["base alice"]
     type_keys(b, "u")
     wait_for(lambda: "nothing of yours to undo" in messages(b), 3, what="the nothing-to-undo message")
+
+
+def test_a_burst_of_hundreds_of_edits_in_one_tick_arrives_in_order(nvim_factory):
+    """One Lua loop makes 600 changes before the plugin runs once: they are taken in bounded
+    batches (several document transactions), in order, while bob types concurrently."""
+    a, b = nvim_factory(), nvim_factory()
+    token = host(a, "alice", ["top"])
+    connect(b, token, "bob")
+    wait_mesh([a, b])
+    bufnr = status(a)["bufnr"]
+    a.exec_lua("""
+        local buf = ...
+        for i = 1, 600 do
+          vim.api.nvim_buf_set_lines(buf, i, i, true, {string.format("burst %03d", i)})
+          if i % 3 == 0 then vim.api.nvim_buf_set_text(buf, i - 1, 0, i - 1, 1, {"B"}) end
+        end
+    """, bufnr)
+    b.exec_lua("vim.api.nvim_buf_set_lines(..., 0, 0, true, {'bob was here'})", status(b)["bufnr"])
+    final = wait_converged([a, b], timeout=30)
+    assert final[0] == "bob was here" and final[1] == "top"
+    expected = [f"burst {i:03d}" for i in range(1, 601)]
+    for i in range(3, 601, 3):
+        expected[i - 2] = "B" + expected[i - 2][1:]
+    assert final[2:] == expected
