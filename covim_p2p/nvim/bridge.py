@@ -2,9 +2,10 @@
 
 Rules:
 
-* User edits arrive as ``on_lines`` notifications (never ``on_bytes``:
-  DESIGN.md section 3).  The shadow turns each into one TextEdit for the
-  document.  Events we caused ourselves carry ``applying`` and are skipped.
+* User edits arrive as ``on_lines`` events (never ``on_bytes``: DESIGN.md
+  section 3), batched by Lua per turn of Neovim's loop.  The shadow turns
+  each into one TextEdit for the document.  Lua never sends the events our
+  own applies cause.
 * Remote edits are applied with ``nvim_buf_set_text`` by Lua, and only at the
   changedtick we last saw: if the user typed in between, Lua refuses, we roll
   the shadow back, take the user's change first (rebased over the remote
@@ -68,15 +69,16 @@ class BufferBridge:
 
     # ---- user side -------------------------------------------------------------
 
-    def on_lines(self, tick: int, first: int, last_old: int, lines: list[str], applying: bool,
-                 cursor: tuple[int, int] = (-1, -1)) -> None:
-        if self.closed or applying:
+    def on_lines(self, events: list[list]) -> None:
+        """One turn of Neovim's loop worth of ``on_lines``: [tick, first, last_old, lines, crow, ccol] each."""
+        if self.closed or not events:
             return
         # Leave pynvim's greenlet before touching pycrdt: a Rust panic unwinding
         # through a greenlet's stack kills the host, on the loop it is an exception.
         # Events that pile up meanwhile (a burst) are handled together.
-        self._inbox.append((tick, first, last_old, lines, cursor))
-        if len(self._inbox) == 1:
+        was_empty = not self._inbox
+        self._inbox.extend((e[0], e[1], e[2], e[3], (e[4], e[5])) for e in events)
+        if was_empty:
             self.nvim.loop.call_soon(self._drain_inbox)
 
     def _drain_inbox(self) -> None:

@@ -281,10 +281,10 @@ class CoVimPlugin:
         return []
 
     @guarded
-    def on_lines(self, buf, tick, first, last_old, lines, applying, crow=-1, ccol=-1) -> None:
+    def on_lines(self, buf, events) -> None:
         s = self.session
         if s is not None and s.bridge is not None and s.bridge.buf == buf:
-            s.bridge.on_lines(tick, first, last_old, lines, bool(applying), (crow, ccol))
+            s.bridge.on_lines(events)
 
     @guarded
     def on_cursor(self, buf, row, col) -> None:

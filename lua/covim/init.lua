@@ -5,14 +5,27 @@ local M = {}
 
 local attached = {}   -- buf -> python host channel
 local applying = {}   -- buf -> true while we apply remote edits
+local queued = {}     -- buf -> on_lines events not yet sent to Python
 
 local function notify(chan, ...)
   pcall(vim.rpcnotify, chan, ...)
 end
 
+-- All on_lines events of one turn of the event loop go to Python as one
+-- notification: a macro or a paste of 2000 changes costs one message, not
+-- 2000 (each a msgpack decode and a greenlet in the host).  Anything else we
+-- send for the buffer flushes them first, so Python sees everything in order.
+local function send_lines(buf)
+  local events = queued[buf]
+  queued[buf] = nil
+  local chan = attached[buf]
+  if events and chan then notify(chan, 'covim_lines', buf, events) end
+end
+
 local function send_cursor(buf)
   local chan = attached[buf]
   if not chan or vim.api.nvim_get_current_buf() ~= buf then return end
+  send_lines(buf)
   local pos = vim.api.nvim_win_get_cursor(0)
   notify(chan, 'covim_cursor', buf, pos[1] - 1, pos[2])
 end
@@ -32,17 +45,32 @@ function M.attach(buf, chan)
         local cur = vim.api.nvim_win_get_cursor(0)
         crow, ccol = cur[1] - 1, cur[2]
       end
-      notify(c, 'covim_lines', b, tick, first, last_old, lines, applying[b] == true, crow, ccol)
+      local q = queued[b]
+      if not q then
+        q = {}
+        queued[b] = q
+        vim.schedule(function() send_lines(b) end)
+      end
+      q[#q + 1] = { tick, first, last_old, lines, crow, ccol }
     end,
     on_reload = function(_, b)
       local c = attached[b]
-      if c then notify(c, 'covim_reload', b) end
+      if c then
+        send_lines(b)
+        notify(c, 'covim_reload', b)
+      end
     end,
-    on_detach = function(_, b) attached[b] = nil end,
+    on_detach = function(_, b)
+      attached[b] = nil
+      queued[b] = nil
+    end,
   })
   -- Neovim's own undo would also revert other people's edits: use the CRDT's.
   local function undo(redo)
-    return function() notify(chan, 'covim_undo', buf, redo, vim.v.count1) end
+    return function()
+      send_lines(buf)
+      notify(chan, 'covim_undo', buf, redo, vim.v.count1)
+    end
   end
   vim.keymap.set('n', 'u', undo(false), { buffer = buf, desc = 'CoVim: undo my last change' })
   vim.keymap.set('n', '<C-r>', undo(true), { buffer = buf, desc = 'CoVim: redo my last change' })
@@ -55,6 +83,7 @@ end
 
 function M.detach(buf)
   attached[buf] = nil
+  queued[buf] = nil
   pcall(vim.keymap.del, 'n', 'u', { buffer = buf })
   pcall(vim.keymap.del, 'n', '<C-r>', { buffer = buf })
   pcall(vim.api.nvim_del_augroup_by_name, 'covim_buf_' .. buf)
@@ -129,6 +158,7 @@ function M.setup_shutdown(chan)
     group = group,
     callback = function()
       vim.g.covim_stopped = false
+      for buf in pairs(queued) do send_lines(buf) end  -- the last keystrokes still reach the peers
       notify(chan, 'covim_shutdown')
       if not vim.wait(500, function() return vim.g.covim_stopped == true end, 5) then
         -- The host is wedged: it would ignore SIGTERM and Neovim would wait 2 s

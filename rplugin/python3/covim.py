@@ -23,8 +23,8 @@ class CoVim:
         return self.impl.complete(*args)
 
     @pynvim.rpc_export("covim_lines", sync=False)
-    def lines(self, buf, tick, first, last_old, lines, applying, crow=-1, ccol=-1):
-        self.impl.on_lines(buf, tick, first, last_old, lines, applying, crow, ccol)
+    def lines(self, buf, events):
+        self.impl.on_lines(buf, events)
 
     @pynvim.rpc_export("covim_cursor", sync=False)
     def cursor(self, buf, row, col):
