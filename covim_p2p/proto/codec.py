@@ -5,6 +5,11 @@ same port, so readers never trust a length: they raise :class:`DecodeError`
 (a :class:`ValueError`) instead of IndexError, and callers drop and count the
 datagram.  Integers are LEB128 varuints, the encoding Yjs uses, so our
 envelopes and Yjs payloads read the same way.
+
+Every edit is encoded and decoded here, so the readers peer frames use are
+plain functions over ``(data, pos)`` returning ``(value, new_pos)``: a method
+call per field cost more than the parsing.  :class:`Reader` wraps the same
+functions for the colder formats (rendezvous, tokens), where methods read better.
 """
 
 from __future__ import annotations
@@ -17,9 +22,18 @@ class DecodeError(ValueError):
 
 
 MAX_VARUINT_BYTES = 10
+_U16 = struct.Struct("!H")
+_U64 = struct.Struct("!Q")
+
+
+def truncated(wanted: int, pos: int, size: int) -> DecodeError:
+    return DecodeError(f"truncated: wanted {wanted} bytes at offset {pos}, have {size - pos}")
 
 
 def write_varuint(out: bytearray, value: int) -> None:
+    if 0 <= value < 0x80:  # most varuints on the wire are one byte
+        out.append(value)
+        return
     if value < 0:
         raise ValueError("varuint cannot be negative")
     while value > 0x7F:
@@ -34,6 +48,44 @@ def varuint(value: int) -> bytes:
     return bytes(out)
 
 
+def read_varuint(data: bytes, pos: int) -> tuple[int, int]:
+    try:
+        byte = data[pos]
+        if byte < 0x80:
+            return byte, pos + 1
+        result = byte & 0x7F
+        shift = 7
+        while shift < 7 * MAX_VARUINT_BYTES:
+            pos += 1
+            byte = data[pos]
+            if byte < 0x80:
+                return result | (byte << shift), pos + 1
+            result |= (byte & 0x7F) << shift
+            shift += 7
+    except IndexError:  # pos is the byte we wanted
+        raise truncated(1, pos, len(data)) from None
+    raise DecodeError("varuint longer than 10 bytes")
+
+
+def read_blob(data: bytes, pos: int, limit: int) -> tuple[bytes, int]:
+    """A slice of ``data``: bytes in, bytes out, so callers with bytes copy once."""
+    n, pos = read_varuint(data, pos)
+    if n > limit:
+        raise DecodeError(f"field of {n} bytes exceeds limit {limit}")
+    end = pos + n
+    if end > len(data):
+        raise truncated(n, pos, len(data))
+    return data[pos:end], end
+
+
+def read_text(data: bytes, pos: int, limit: int) -> tuple[str, int]:
+    chunk, pos = read_blob(data, pos, limit)
+    try:
+        return str(chunk, "utf-8"), pos
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"invalid UTF-8: {exc.reason}") from None
+
+
 class Writer:
     __slots__ = ("buf",)
 
@@ -45,11 +97,11 @@ class Writer:
         return self
 
     def u16(self, value: int) -> "Writer":
-        self.buf += struct.pack("!H", value)
+        self.buf += _U16.pack(value)
         return self
 
     def u64(self, value: int) -> "Writer":
-        self.buf += struct.pack("!Q", value)
+        self.buf += _U64.pack(value)
         return self
 
     def uint(self, value: int) -> "Writer":
@@ -87,7 +139,7 @@ class Reader:
 
     def raw(self, n: int) -> bytes:
         if n < 0 or self.pos + n > len(self.data):
-            raise DecodeError(f"truncated: wanted {n} bytes at offset {self.pos}, have {self.remaining()}")
+            raise truncated(n, self.pos, len(self.data))
         chunk = self.data[self.pos : self.pos + n]
         self.pos += n
         return bytes(chunk)
@@ -96,31 +148,22 @@ class Reader:
         return self.raw(1)[0]
 
     def u16(self) -> int:
-        return struct.unpack("!H", self.raw(2))[0]
+        return _U16.unpack(self.raw(2))[0]
 
     def u64(self) -> int:
-        return struct.unpack("!Q", self.raw(8))[0]
+        return _U64.unpack(self.raw(8))[0]
 
     def uint(self) -> int:
-        result = 0
-        for i in range(MAX_VARUINT_BYTES):
-            byte = self.u8()
-            result |= (byte & 0x7F) << (7 * i)
-            if byte < 0x80:
-                return result
-        raise DecodeError("varuint longer than 10 bytes")
+        value, self.pos = read_varuint(self.data, self.pos)
+        return value
 
     def blob(self, limit: int = 1 << 30) -> bytes:
-        n = self.uint()
-        if n > limit:
-            raise DecodeError(f"field of {n} bytes exceeds limit {limit}")
-        return self.raw(n)
+        chunk, self.pos = read_blob(self.data, self.pos, limit)
+        return bytes(chunk)
 
     def text(self, limit: int = 4096) -> str:
-        try:
-            return self.blob(limit).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DecodeError(f"invalid UTF-8: {exc.reason}") from None
+        value, self.pos = read_text(self.data, self.pos, limit)
+        return value
 
     def rest(self) -> bytes:
         return self.raw(self.remaining())

@@ -14,15 +14,17 @@ body (header as associated data), so nothing here changes when it lands.
 from __future__ import annotations
 
 import ipaddress
+import struct
 from dataclasses import dataclass
 
-from .codec import DecodeError, Reader, Writer
+from .codec import DecodeError, Reader, Writer, read_blob, read_text, read_varuint, truncated, write_varuint
 
 MAGIC = b"CV"
 VERSION = 2
 KIND_RENDEZVOUS = 1
 KIND_PEER = 2
-HEADER_LEN = 2 + 1 + 1 + 8 + 8
+_HEADER = struct.Struct("!2sBBQQ")
+HEADER_LEN = _HEADER.size
 # Payload budget that survives IPv6 minimum MTU, tunnels and the crypto overhead to come.
 MAX_DATAGRAM = 1200
 
@@ -37,22 +39,20 @@ class Header:
 
 
 def encode_datagram(kind: int, session: int, sender: int, body: bytes) -> bytes:
-    return Writer().raw(MAGIC).u8(VERSION).u8(kind).u64(session).u64(sender).raw(body).bytes()
+    return _HEADER.pack(MAGIC, VERSION, kind, session, sender) + body
 
 
 def decode_datagram_untrusted(data: bytes) -> tuple[Header, bytes]:
     if len(data) < HEADER_LEN:
         raise DecodeError(f"datagram of {len(data)} bytes is shorter than the header")
-    if data[:2] != MAGIC:
+    magic, version, kind, session, sender = _HEADER.unpack_from(data)
+    if magic != MAGIC:
         raise DecodeError("not a covim datagram (bad magic)")
-    r = Reader(data, 2)
-    version = r.u8()
     if version != VERSION:
         raise DecodeError(f"unsupported protocol version {version}")
-    kind = r.u8()
     if kind not in (KIND_RENDEZVOUS, KIND_PEER):
         raise DecodeError(f"unknown datagram kind {kind}")
-    return Header(kind, r.u64(), r.u64()), data[HEADER_LEN:]
+    return Header(kind, session, sender), data[HEADER_LEN:]
 
 
 def write_addr(w: Writer, addr: Addr) -> None:
@@ -118,73 +118,110 @@ Frame = Hello | Data | Ack | Ping | Pong | Bye
 MAX_ACK_RANGES = 32
 
 
-def encode_frames(frames: list[Frame]) -> bytes:
-    w = Writer()
+def _write_frames(out: bytearray, frames: list[Frame]) -> None:
+    # Writer's method-per-field costs more than the encoding on the per-edit path.
+    append = out.append
     for f in frames:
         if isinstance(f, Data):
-            w.u8(F_DATA).uint(f.seq).u8(1 if f.fin else 0).blob(f.payload)
+            append(F_DATA)
+            write_varuint(out, f.seq)
+            append(1 if f.fin else 0)
+            write_varuint(out, len(f.payload))
+            out += f.payload
         elif isinstance(f, Ack):
-            w.u8(F_ACK).uint(f.next_seq).uint(len(f.ranges))
+            append(F_ACK)
+            write_varuint(out, f.next_seq)
+            write_varuint(out, len(f.ranges))
             prev = f.next_seq
             for start, end in f.ranges:  # gaps and lengths, ascending, so numbers stay small
-                w.uint(start - prev).uint(end - start)
+                write_varuint(out, start - prev)
+                write_varuint(out, end - start)
                 prev = end
         elif isinstance(f, Hello):
-            w.u8(F_HELLO).text(f.name).uint(f.client_id).u8(1 if f.reply else 0)
+            name = f.name.encode("utf-8")
+            append(F_HELLO)
+            write_varuint(out, len(name))
+            out += name
+            write_varuint(out, f.client_id)
+            append(1 if f.reply else 0)
         elif isinstance(f, Ping):
-            w.u8(F_PING).uint(f.nonce)
+            append(F_PING)
+            write_varuint(out, f.nonce)
         elif isinstance(f, Pong):
-            w.u8(F_PONG).uint(f.nonce)
+            append(F_PONG)
+            write_varuint(out, f.nonce)
         elif isinstance(f, Bye):
-            w.u8(F_BYE).text(f.reason)
+            reason = f.reason.encode("utf-8")
+            append(F_BYE)
+            write_varuint(out, len(reason))
+            out += reason
         else:  # pragma: no cover - programming error
             raise TypeError(f"not a frame: {f!r}")
-    return w.bytes()
+
+
+def encode_frames(frames: list[Frame]) -> bytes:
+    out = bytearray()
+    _write_frames(out, frames)
+    return bytes(out)
 
 
 def frame_size(f: Frame) -> int:
     return len(encode_frames([f]))
 
 
-def _flag(r: Reader) -> bool:
-    value = r.u8()
+def _flag(data: bytes, pos: int) -> tuple[bool, int]:
+    if pos >= len(data):
+        raise truncated(1, pos, len(data))
+    value = data[pos]
     if value > 1:
         raise DecodeError(f"bad flag {value}")
-    return value == 1
+    return value == 1, pos + 1
 
 
 def decode_frames_untrusted(body: bytes) -> list[Frame]:
-    r = Reader(body)
+    body = bytes(body)  # slices of bytes are the payloads we return; no copy if it already is
     frames: list[Frame] = []
-    while not r.at_end():
-        t = r.u8()
+    pos = 0
+    end = len(body)
+    while pos < end:
+        t = body[pos]
+        pos += 1
         if t == F_DATA:
-            frames.append(Data(r.uint(), _flag(r), r.blob(MAX_DATAGRAM)))
+            seq, pos = read_varuint(body, pos)
+            fin, pos = _flag(body, pos)
+            payload, pos = read_blob(body, pos, MAX_DATAGRAM)
+            frames.append(Data(seq, fin, payload))
         elif t == F_ACK:
-            next_seq = r.uint()
-            n = r.uint()
+            next_seq, pos = read_varuint(body, pos)
+            n, pos = read_varuint(body, pos)
             if n > MAX_ACK_RANGES:
                 raise DecodeError(f"ack with {n} ranges")
             ranges = []
             prev = next_seq
             for _ in range(n):
-                start = prev + r.uint()
-                end = start + r.uint()
-                ranges.append((start, end))
-                prev = end
+                gap, pos = read_varuint(body, pos)
+                length, pos = read_varuint(body, pos)
+                prev += gap
+                ranges.append((prev, prev + length))
+                prev += length
             frames.append(Ack(next_seq, tuple(ranges)))
         elif t == F_HELLO:
-            frames.append(Hello(r.text(256), r.uint(), _flag(r)))
+            name, pos = read_text(body, pos, 256)
+            client_id, pos = read_varuint(body, pos)
+            reply, pos = _flag(body, pos)
+            frames.append(Hello(name, client_id, reply))
         elif t == F_PING:
-            frames.append(Ping(r.uint()))
+            nonce, pos = read_varuint(body, pos)
+            frames.append(Ping(nonce))
         elif t == F_PONG:
-            frames.append(Pong(r.uint()))
+            nonce, pos = read_varuint(body, pos)
+            frames.append(Pong(nonce))
         elif t == F_BYE:
-            frames.append(Bye(r.text(256)))
+            reason, pos = read_text(body, pos, 256)
+            frames.append(Bye(reason))
         else:
             raise DecodeError(f"unknown frame type {t}")
     return frames
-
 
 
 # ---- peer bodies ---------------------------------------------------------------
@@ -193,10 +230,14 @@ def encode_peer_body(src_epoch: int, dst_epoch: int, frames: list[Frame]) -> byt
     """``src_epoch``: the incarnation of the sender's link; ``dst_epoch``: the
     receiver's, as the sender knows it (0 = not yet).  A link rebuilt on one side
     gets a higher epoch, which tells the other side to restart its channel too."""
-    return Writer().uint(src_epoch).uint(dst_epoch).bytes() + encode_frames(frames)
+    out = bytearray()
+    write_varuint(out, src_epoch)
+    write_varuint(out, dst_epoch)
+    _write_frames(out, frames)
+    return bytes(out)
 
 
 def decode_peer_body_untrusted(body: bytes) -> tuple[int, int, list[Frame]]:
-    r = Reader(body)
-    src, dst = r.uint(), r.uint()
-    return src, dst, decode_frames_untrusted(body[r.pos:])
+    src, pos = read_varuint(body, 0)
+    dst, pos = read_varuint(body, pos)
+    return src, dst, decode_frames_untrusted(body[pos:])

@@ -11,7 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from covim_p2p.proto.codec import MAX_VARUINT_BYTES, DecodeError, Reader, Writer, varuint, write_varuint
+from covim_p2p.proto.codec import (
+    MAX_VARUINT_BYTES,
+    DecodeError,
+    Reader,
+    Writer,
+    read_blob,
+    read_text,
+    read_varuint,
+    varuint,
+    write_varuint,
+)
 
 fuzz = settings(max_examples=300, deadline=None, derandomize=True, database=None)
 
@@ -70,6 +80,37 @@ def test_varuint_truncated():
     with pytest.raises(DecodeError) as exc:
         Reader(b"\x80\x80").uint()
     assert str(exc.value) == "truncated: wanted 1 bytes at offset 2, have 0"
+
+
+@pytest.mark.parametrize("value", [2**7 - 1, 2**7, 2**14 - 1, 2**14, 2**63 - 1, 2**63, 2**64 - 1, 2**70 - 1])
+def test_read_varuint_at_length_boundaries_from_an_offset(value):
+    # The one-byte fast path, the loop, and the last byte of the longest allowed form.
+    data = b"??" + varuint(value) + b"!"
+    assert read_varuint(data, 2) == (value, len(data) - 1)
+
+
+def test_read_varuint_ten_bytes_is_the_limit_even_at_the_end_of_data():
+    assert read_varuint(b"\xff" * 9 + b"\x7f", 0) == (2**70 - 1, 10)
+    # An eleventh byte is never wanted, so this is "too long", not "truncated".
+    with pytest.raises(DecodeError, match="varuint longer than 10 bytes"):
+        read_varuint(b"\x80" * 10, 0)
+
+
+def test_read_varuint_truncated_names_the_missing_byte():
+    with pytest.raises(DecodeError) as exc:
+        read_varuint(b"xx\x80\x80", 2)
+    assert str(exc.value) == "truncated: wanted 1 bytes at offset 4, have 0"
+    with pytest.raises(DecodeError) as exc:
+        read_varuint(b"xx", 2)
+    assert str(exc.value) == "truncated: wanted 1 bytes at offset 2, have 0"
+
+
+def test_read_blob_and_text_return_slices_and_the_next_offset():
+    assert read_blob(b"x\x02ab!", 1, 2) == (b"ab", 4)
+    assert read_text(b"x\x02\xc3\xa9!", 1, 2) == ("é", 4)
+    with pytest.raises(DecodeError) as exc:
+        read_blob(b"x\x03ab", 1, 3)
+    assert str(exc.value) == "truncated: wanted 3 bytes at offset 2, have 2"
 
 
 # ---- fixed-width fields, blobs, text -----------------------------------------

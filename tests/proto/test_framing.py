@@ -175,6 +175,8 @@ def test_addr_errors():
         (Ack(5), b"\x03\x05\x00"),
         # ranges as (gap from the previous end, length): (7,9) -> 2,2; (12,13) -> 3,1
         (Ack(5, ((7, 9), (12, 13))), b"\x03\x05\x02\x02\x02\x03\x01"),
+        # multi-byte gap and length: (255, 16639) -> 128, 16384
+        (Ack(127, ((255, 16639),)), b"\x03\x7f\x01\x80\x01\x80\x80\x01"),
         (Ping(1), b"\x04\x01"),
         (Pong(2**64 - 1), b"\x05" + b"\xff" * 9 + b"\x01"),
         (Bye(), b"\x06\x00"),
@@ -304,6 +306,13 @@ def test_frame_errors(body, message):
     with pytest.raises(DecodeError) as exc:
         decode_frames_untrusted(body)
     assert str(exc.value) == message
+
+
+def test_decode_frames_accepts_any_buffer_and_returns_bytes_payloads():
+    frames = [Data(1, True, b"xy"), Bye("b")]
+    for body in (bytearray(encode_frames(frames)), memoryview(encode_frames(frames))):
+        got = decode_frames_untrusted(body)
+        assert got == frames and type(got[0].payload) is bytes
 
 
 def test_ack_range_count_limit_is_inclusive():
