@@ -62,17 +62,24 @@ end
 
 -- Apply edits {byte_offset, bytes_deleted, inserted_lines} one by one with
 -- nvim_buf_set_text, so each fires on_lines separately like a keystroke.
+-- Like typing, each edit first puts the cursor where it happens: that is what
+-- tells an ambiguous change ("a" -> "aa") where it was made.
 -- `buf` must be the current buffer (byte2line works on the current buffer).
 -- Returns {hrtime before the first edit, hrtime after the last}.
 function M.apply_bytes(buf, edits)
+  local ve = vim.o.virtualedit
+  vim.o.virtualedit = 'onemore'  -- the cursor can follow the last character, as in insert mode
   local t0 = hrtime()
   for _, e in ipairs(edits) do
     local sr, sc = pos(buf, e[1])
     local er, ec = sr, sc
     if e[2] > 0 then er, ec = pos(buf, e[1] + e[2]) end
+    api.nvim_win_set_cursor(0, { sr + 1, sc })
     api.nvim_buf_set_text(buf, sr, sc, er, ec, e[3])
   end
-  return { t0, hrtime() }
+  local t1 = hrtime()
+  vim.o.virtualedit = ve
+  return { t0, t1 }
 end
 
 -- Count the changes to `buf` and remember when the last one happened.
