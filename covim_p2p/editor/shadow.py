@@ -54,7 +54,7 @@ def _width(line: str) -> int:
     return (len(line) if line.isascii() else len(line.encode())) + 1
 
 
-def _common_prefix(a: str, b: str) -> int:
+def common_prefix(a: str, b: str) -> int:
     """Length in code points of the common prefix (code points never split a UTF-8 character)."""
     n = min(len(a), len(b))
     i = 0
@@ -65,7 +65,7 @@ def _common_prefix(a: str, b: str) -> int:
     return i
 
 
-def _common_suffix(a: str, b: str, limit: int) -> int:
+def common_suffix(a: str, b: str, limit: int) -> int:
     """Length of the common suffix, at most ``limit`` (so it cannot overlap the prefix)."""
     la, lb = len(a), len(b)
     i = 0
@@ -78,10 +78,10 @@ def _common_suffix(a: str, b: str, limit: int) -> int:
 
 def _diff(base: int, old: str, new: str) -> TextEdit | None:
     """The single edit turning ``old`` into ``new`` once their common ends are cut off."""
-    p = _common_prefix(old, new)
+    p = common_prefix(old, new)
     if p == len(old) == len(new):
         return None
-    s = _common_suffix(old, new, min(len(old), len(new)) - p)
+    s = common_suffix(old, new, min(len(old), len(new)) - p)
     deleted = old[p : len(old) - s]
     return TextEdit(base + len(old[:p].encode()), len(deleted.encode()), new[p : len(new) - s])
 

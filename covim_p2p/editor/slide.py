@@ -9,21 +9,7 @@ pick the one at the cursor that Neovim reported with the change.
 
 from __future__ import annotations
 
-
-def _common_prefix(a: str, b: str) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
-def _common_suffix(a: str, b: str) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[-1 - i] == b[-1 - i]:
-        i += 1
-    return i
+from .shadow import common_prefix, common_suffix
 
 
 def slide_to_cursor(old: str, new: str, cursor_byte: int) -> tuple[int, int, str] | None:
@@ -36,7 +22,7 @@ def slide_to_cursor(old: str, new: str, cursor_byte: int) -> tuple[int, int, str
     lo, ln = len(old), len(new)
     if lo == ln or cursor_byte < 0:
         return None
-    prefix, suffix = _common_prefix(old, new), _common_suffix(old, new)
+    prefix, suffix = common_prefix(old, new), common_suffix(old, new, min(lo, ln))
     shorter = min(lo, ln)
     k_min, k_max = max(0, shorter - suffix), min(prefix, shorter)
     if k_min > k_max:

@@ -53,11 +53,11 @@ class BufferBridge:
         self.busy = False
         self.closed = False
         self.flush_scheduled = False
-        self._inbox: deque[tuple] = deque()
+        self._inbox: deque[list] = deque()
         self.refusals = 0
         self.resyncs = 0
         self.snapshot_tick = -1
-        self._queued: list[tuple] = []
+        self._queued: list[list] = []
         self._colors: dict[int, int] = {}
         self._marks: dict[int, int] = {}  # client id -> extmark id
         self._next_mark = 0
@@ -77,7 +77,7 @@ class BufferBridge:
         # through a greenlet's stack kills the host, on the loop it is an exception.
         # Events that pile up meanwhile (a burst) are handled together.
         was_empty = not self._inbox
-        self._inbox.extend((e[0], e[1], e[2], e[3], (e[4], e[5])) for e in events)
+        self._inbox.extend(events)
         if was_empty:
             self.nvim.loop.call_soon(self._drain_inbox)
 
@@ -93,7 +93,7 @@ class BufferBridge:
             return
         self._local_changes(events)
 
-    def _local_changes(self, events: list[tuple]) -> None:
+    def _local_changes(self, events: list[list]) -> None:
         batch: list[TextEdit] = []
         try:
             for event in events:
@@ -108,7 +108,7 @@ class BufferBridge:
             self.schedule_flush(resync=True)
 
     def _edit_from_event(self, tick: int, first: int, last_old: int, lines: list[str],
-                         cursor: tuple[int, int] = (-1, -1)) -> TextEdit | None:
+                         crow: int = -1, ccol: int = -1) -> TextEdit | None:
         if tick <= self.snapshot_tick:
             return None  # already contained in the snapshot we resynced from
         self.tick = tick
@@ -120,8 +120,8 @@ class BufferBridge:
         except ValueError:
             self.schedule_flush(resync=True)
             return None
-        if edit is not None and one_line and cursor[0] == first:
-            slid = slide_to_cursor(old_line, lines[0], cursor[1])
+        if edit is not None and one_line and crow == first:
+            slid = slide_to_cursor(old_line, lines[0], ccol)
             if slid is not None:
                 start, deleted, inserted = slid
                 edit = TextEdit(self.shadow.pos_to_offset(first, 0) + start, deleted, inserted)

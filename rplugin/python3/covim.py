@@ -22,6 +22,9 @@ class CoVim:
     def complete(self, args):
         return self.impl.complete(*args)
 
+    # msgpack already gives str; pynvim's default walk over every line of a
+    # burst only re-checks that (10% of the host's time replaying a trace).
+    @pynvim.decode(False)
     @pynvim.rpc_export("covim_lines", sync=False)
     def lines(self, buf, events):
         self.impl.on_lines(buf, events)
