@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 from covim_p2p.editor.edits import TextEdit, is_char_boundary
+from covim_p2p.editor.slide import slide
+from covim_p2p.editor.textdiff import common_prefix, common_suffix, diff_texts
 
 __all__ = ["BufEdit", "ShadowBuffer"]
 
 _CHUNK = 256  # target rows per chunk; a chunk leaving _CHUNK // 4 .. 2 * _CHUNK rows is rebuilt
-_BLOCK = 64  # the common prefix/suffix scan compares slices of this many characters (C speed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,38 +55,6 @@ def _width(line: str) -> int:
     return (len(line) if line.isascii() else len(line.encode())) + 1
 
 
-def common_prefix(a: str, b: str) -> int:
-    """Length in code points of the common prefix (code points never split a UTF-8 character)."""
-    n = min(len(a), len(b))
-    i = 0
-    while i + _BLOCK <= n and a[i : i + _BLOCK] == b[i : i + _BLOCK]:
-        i += _BLOCK
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
-def common_suffix(a: str, b: str, limit: int) -> int:
-    """Length of the common suffix, at most ``limit`` (so it cannot overlap the prefix)."""
-    la, lb = len(a), len(b)
-    i = 0
-    while i + _BLOCK <= limit and a[la - i - _BLOCK : la - i] == b[lb - i - _BLOCK : lb - i]:
-        i += _BLOCK
-    while i < limit and a[la - i - 1] == b[lb - i - 1]:
-        i += 1
-    return i
-
-
-def _diff(base: int, old: str, new: str) -> TextEdit | None:
-    """The single edit turning ``old`` into ``new`` once their common ends are cut off."""
-    p = common_prefix(old, new)
-    if p == len(old) == len(new):
-        return None
-    s = common_suffix(old, new, min(len(old), len(new)) - p)
-    deleted = old[p : len(old) - s]
-    return TextEdit(base + len(old[:p].encode()), len(deleted.encode()), new[p : len(new) - s])
-
-
 class ShadowBuffer:
     """Mirror of a Neovim buffer's lines that turns on_lines events into
     TextEdits and TextEdits into nvim_buf_set_text calls.
@@ -96,7 +65,8 @@ class ShadowBuffer:
     """
 
     __slots__ = (
-        "lines", "_w", "_total", "_crows", "_cbytes", "_prow", "_pbyte", "_rows_ok", "_bytes_ok"
+        "lines", "_w", "_total", "_crows", "_cbytes", "_prow", "_pbyte", "_rows_ok", "_bytes_ok",
+        "_known_row", "_known_offset",
     )
 
     def __init__(self, lines: list[str]):
@@ -109,6 +79,8 @@ class ShadowBuffer:
         self._prow: list[int] = []  # first row of each chunk, valid below _rows_ok
         self._pbyte: list[int] = []  # first byte of each chunk, valid below _bytes_ok
         self._rows_ok = self._bytes_ok = 0
+        # Typing stays on one row: remember its offset, valid until rows above it change.
+        self._known_row, self._known_offset = -1, 0
         self._rechunk(0, -1, 0, len(self.lines))  # chunks 0..-1: none yet, build them all
 
     # -- queries ---------------------------------------------------------
@@ -151,19 +123,25 @@ class ShadowBuffer:
         return self._row_offset(row) + col
 
     # -- local changes ---------------------------------------------------
-    def on_lines(self, first: int, last_old: int, new_lines: list[str]) -> TextEdit | None:
+    def on_lines(self, first: int, last_old: int, new_lines: list[str], cursor_col: int = -1) -> TextEdit | None:
         """Neovim's on_lines: old rows [first, last_old) were replaced by ``new_lines``.
 
         Updates the mirror and returns the minimal single edit (common prefix
         and suffix cut on character boundaries) from the old text to the new,
         or None if nothing changed. Raises ValueError if the range does not fit
         the mirror (the caller should resynchronise from the buffer).
+
+        ``cursor_col``: the cursor's byte column when the change is on the
+        cursor's row (else -1); an ambiguous one-line insert or delete is
+        placed there (slide.py).
         """
         n = len(self.lines)
         if not 0 <= first <= last_old <= n:
             raise ValueError(f"on_lines range [{first}, {last_old}) does not fit a mirror of {n} lines")
         new_lines = list(new_lines)
         _check_lines(new_lines)
+        if last_old == first + 1 and len(new_lines) == 1:
+            return self._on_line(first, new_lines[0], cursor_col)
         if not new_lines and first == 0 and last_old == n:
             new_lines = [""]  # 'ggdG' may report "all lines deleted"; Neovim keeps one empty line
         old = self.lines[first:last_old]
@@ -182,7 +160,24 @@ class ShadowBuffer:
         else:
             return None
         self._replace(first, last_old, new_lines)
-        return _diff(base, old_mid, new_mid)
+        return diff_texts(old_mid, new_mid, base)
+
+    def _on_line(self, row: int, new: str, cursor_col: int) -> TextEdit | None:
+        """One row changed (typing): one prefix and one suffix scan serve the diff and the slide."""
+        old = self.lines[row]
+        shorter = min(len(old), len(new))
+        p = common_prefix(old, new)
+        if p == len(old) == len(new):
+            return None
+        su = common_suffix(old, new, shorter)
+        base = self._row_offset(row)
+        self._replace(row, row + 1, [new])
+        if cursor_col >= 0:
+            slid = slide(old, new, p, su, cursor_col)
+            if slid is not None:
+                return TextEdit(base + slid[0], slid[1], slid[2])
+        s = min(su, shorter - p)
+        return TextEdit(base + len(old[:p].encode()), len(old[p : len(old) - s].encode()), new[p : len(new) - s])
 
     # -- remote changes --------------------------------------------------
     def apply(self, edit: TextEdit) -> BufEdit:
@@ -232,12 +227,18 @@ class ShadowBuffer:
 
     def _row_offset(self, row: int) -> int:
         """Byte offset of the start of ``row`` (summing at most one chunk)."""
+        if row == self._known_row:
+            return self._known_offset
         c = self._chunk_of_row(row)
         self._fix_bytes(c)
-        return self._pbyte[c] + sum(self._w[self._prow[c] : row])
+        offset = self._pbyte[c] + sum(self._w[self._prow[c] : row])
+        self._known_row, self._known_offset = row, offset
+        return offset
 
     def _replace(self, a: int, b: int, new_lines: list[str]) -> None:
         """Replace rows [a, b) by ``new_lines``, keeping widths and chunks in step."""
+        if a < self._known_row:
+            self._known_row = -1
         c0 = self._chunk_of_row(min(a, len(self.lines) - 1))
         c1 = self._chunk_of_row(b - 1) if b > a else c0
         new_w = [_width(line) for line in new_lines]

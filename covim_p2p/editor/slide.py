@@ -9,7 +9,8 @@ pick the one at the cursor that Neovim reported with the change.
 
 from __future__ import annotations
 
-from .shadow import common_prefix, common_suffix
+from .textdiff import common_prefix, common_suffix
+
 
 
 def slide_to_cursor(old: str, new: str, cursor_byte: int) -> tuple[int, int, str] | None:
@@ -19,10 +20,14 @@ def slide_to_cursor(old: str, new: str, cursor_byte: int) -> tuple[int, int, str
     the change is not a pure insert/delete or the cursor is not at a position
     equivalent to the minimal diff's (then the caller keeps its own diff).
     """
+    return slide(old, new, common_prefix(old, new), common_suffix(old, new, min(len(old), len(new))), cursor_byte)
+
+
+def slide(old: str, new: str, prefix: int, suffix: int, cursor_byte: int) -> tuple[int, int, str] | None:
+    """:func:`slide_to_cursor` given the lines' common prefix and (unbounded) common suffix."""
     lo, ln = len(old), len(new)
     if lo == ln or cursor_byte < 0:
         return None
-    prefix, suffix = common_prefix(old, new), common_suffix(old, new, min(lo, ln))
     shorter = min(lo, ln)
     k_min, k_max = max(0, shorter - suffix), min(prefix, shorter)
     if k_min > k_max:

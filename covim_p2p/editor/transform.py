@@ -57,17 +57,3 @@ def transform_local(local: TextEdit, pending: list[TextEdit]) -> tuple[TextEdit,
             current, remote_after = pair
             rebased.append(remote_after)
     return current, rebased
-
-
-def diff_texts(old: str, new: str) -> TextEdit | None:
-    """One edit turning ``old`` into ``new`` (common prefix/suffix on code points)."""
-    if old == new:
-        return None
-    n = min(len(old), len(new))
-    lo = 0
-    while lo < n and old[lo] == new[lo]:
-        lo += 1
-    hi = 0
-    while hi < n - lo and old[len(old) - 1 - hi] == new[len(new) - 1 - hi]:
-        hi += 1
-    return TextEdit(_nbytes(old[:lo]), _nbytes(old[lo:len(old) - hi]), new[lo:len(new) - hi])

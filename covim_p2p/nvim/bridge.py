@@ -29,8 +29,8 @@ from typing import Callable
 
 from ..editor.edits import TextEdit, cut_big_inserts
 from ..editor.shadow import ShadowBuffer
-from ..editor.slide import slide_to_cursor
-from ..editor.transform import diff_texts, map_offset, transform_local
+from ..editor.textdiff import diff_texts
+from ..editor.transform import map_offset, transform_local
 from ..proto.node import PeerNode
 
 MAX_REFUSALS = 5
@@ -113,19 +113,11 @@ class BufferBridge:
             return None  # already contained in the snapshot we resynced from
         self.tick = tick
         self.refusals = 0  # events are flowing: a refusal was only a race with typing
-        one_line = last_old == first + 1 and len(lines) == 1 and first < len(self.shadow.lines)
-        old_line = self.shadow.lines[first] if one_line else ""
         try:
-            edit = self.shadow.on_lines(first, last_old, lines)
+            return self.shadow.on_lines(first, last_old, lines, ccol if crow == first else -1)
         except ValueError:
             self.schedule_flush(resync=True)
             return None
-        if edit is not None and one_line and crow == first:
-            slid = slide_to_cursor(old_line, lines[0], ccol)
-            if slid is not None:
-                start, deleted, inserted = slid
-                edit = TextEdit(self.shadow.pos_to_offset(first, 0) + start, deleted, inserted)
-        return edit
 
     def _rebase_into(self, batch: list[TextEdit], edit: TextEdit) -> list[TextEdit]:
         """Add a buffer edit to the batch for the document, rebased over pending remote edits."""

@@ -381,3 +381,15 @@ def test_offset_to_pos_rejects_out_of_range():
     for bad in (-1, 3):
         with pytest.raises(ValueError, match="out of range"):
             sb.offset_to_pos(bad)
+
+
+def test_typing_on_one_row_uses_the_cursor_and_rows_above_move_the_offsets():
+    sb = ShadowBuffer(["top", "end", "tail"])
+    # "end" -> "eend" with the cursor at column 0: the new "e" goes first, not after the old one
+    assert sb.on_lines(1, 2, ["eend"], cursor_col=0) == TextEdit(4, 0, "e")
+    assert sb.on_lines(1, 2, ["eeend"], cursor_col=2) == TextEdit(6, 0, "e")
+    assert sb.on_lines(1, 2, ["eeend"], cursor_col=-1) is None
+    sb.on_lines(0, 1, ["t😀p"])  # the row above grows: row 1's remembered offset must not survive
+    assert sb.on_lines(1, 2, ["eeen"]) == TextEdit(len("t😀p\n".encode()) + 4, 1, "")
+    sb.on_lines(0, 0, ["new first"])
+    check_consistent(sb, ["new first", "t😀p", "eeen", "tail"])

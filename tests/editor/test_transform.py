@@ -1,7 +1,8 @@
 from hypothesis import given, settings, strategies as st
 
 from covim_p2p.editor.edits import TextEdit, apply_edit_to_str
-from covim_p2p.editor.transform import diff_texts, map_offset, transform_local, transform_pair
+from covim_p2p.editor.textdiff import diff_texts
+from covim_p2p.editor.transform import map_offset, transform_local, transform_pair
 
 ALPHABET = st.sampled_from(list("ab\n\té中😀") + ["e\u0301"])
 TEXT = st.lists(ALPHABET, max_size=12).map("".join)
