@@ -34,7 +34,7 @@ from typing import Any
 from pycrdt import Awareness, Doc, StickyIndex, Text, UndoManager
 from pycrdt._transaction import hash_origin
 
-from ..editor.edits import TextEdit, delta_to_edits
+from ..editor.edits import TextEdit, coalesce, delta_to_edits
 from .codec import DecodeError, Reader
 
 LOCAL = "covim-local"
@@ -131,6 +131,7 @@ class SharedDocument:
                 raise ValueError(f"edit {edit.offset}+{edit.delete} outside a text of {length} bytes")
             length += len(edit.insert.encode("utf-8")) - edit.delete
         text = self.text
+        edits = coalesce(edits)
 
         def apply() -> None:
             with self.doc.transaction(origin=LOCAL):

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Doc, Text
 
-from covim_p2p.editor.edits import TextEdit, apply_edit_to_str, cut_big_inserts, delta_to_edits, is_char_boundary
+from covim_p2p.editor.edits import (TextEdit, apply_edit_to_str, coalesce, cut_big_inserts, delta_to_edits,
+                                   is_char_boundary)
 
 # Awkward text: tabs, newlines, CJK, 4-byte emoji, ZWJ sequences, flags,
 # combining marks (alone and after a base), plus arbitrary encodable characters.
@@ -226,3 +227,51 @@ def test_cut_big_inserts_makes_the_same_change_in_small_pieces(text, data):
 def test_cut_big_inserts_keeps_small_edits_as_they_are():
     edits = [TextEdit(0, 1, "abc"), TextEdit(2, 0, "")]
     assert cut_big_inserts(edits, 3) == edits
+
+
+@st.composite
+def edit_runs(draw):
+    """A text and a run of edits, each valid on the text the previous ones left,
+    often touching the previous edit (typing, backspace, typo fixes)."""
+    text = draw(TEXT)
+    current, edits = text, []
+    for _ in range(draw(st.integers(0, 12))):
+        chars = len(current)
+        if edits and draw(st.booleans()):  # near the last edit's end, like typing does
+            last = edits[-1]
+            end = len(current.encode()[: last.offset + len(last.insert.encode())].decode())
+            i = max(0, min(chars, end + draw(st.integers(-2, 1))))
+        else:
+            i = draw(st.integers(0, chars))
+        j = draw(st.integers(i, min(chars, i + 3)))
+        edit = TextEdit(_byte_index(current, i), len(current[i:j].encode()), draw(TEXT))
+        edits.append(edit)
+        current = apply_edit_to_str(current, edit)
+    return text, edits, current
+
+
+@settings(max_examples=500, deadline=None)
+@given(edit_runs())
+def test_coalesce_makes_the_same_change_in_fewer_edits(run):
+    text, edits, expected = run
+    merged = coalesce(edits)
+    assert len(merged) <= len(edits)
+    result = text
+    for edit in merged:
+        result = apply_edit_to_str(result, edit)
+    assert result == expected
+
+
+def test_coalesce_turns_typing_backspace_and_typo_fixes_into_one_edit():
+    typing = [TextEdit(10, 0, "h"), TextEdit(11, 0, "é"), TextEdit(13, 0, "l"), TextEdit(14, 0, "l")]
+    assert coalesce(typing) == [TextEdit(10, 0, "héll")]
+    backspaces = [TextEdit(9, 1, ""), TextEdit(8, 1, ""), TextEdit(7, 1, "")]
+    assert coalesce(backspaces) == [TextEdit(7, 3, "")]
+    forward_deletes = [TextEdit(7, 1, ""), TextEdit(7, 2, "")]
+    assert coalesce(forward_deletes) == [TextEdit(7, 3, "")]
+    typo = [TextEdit(0, 0, "teh"), TextEdit(1, 2, ""), TextEdit(1, 0, "he")]
+    assert coalesce(typo) == [TextEdit(0, 0, "the")]
+    undone = [TextEdit(5, 0, "x"), TextEdit(5, 1, "")]
+    assert coalesce(undone) == []
+    apart = [TextEdit(0, 0, "a"), TextEdit(5, 0, "b")]
+    assert coalesce(apart) == apart
