@@ -147,10 +147,9 @@ def rplugin_host_pid(nvim) -> int | None:
 # ---- Neovims and sessions ----------------------------------------------------------
 
 def use_code(env: NvimEnv, code: Path) -> None:
-    """Make the Neovims of `env` run the plugin from `code` (a directory holding
-    covim_p2p/ and lua/): its python host imports covim_p2p from there (PYTHONPATH
-    comes before the checkout's editable install) and Peers.spawn puts it first on
-    'runtimepath'. The rplugin entry point and plugin/ stay the checkout's."""
+    """Make the python hosts of `env` (created with NvimEnv.create(plugin=code),
+    which loads code's lua/, plugin/ and rplugin/) import covim_p2p from `code`
+    too: PYTHONPATH comes before the checkout's editable install."""
     env.env["PYTHONPATH"] = str(code)
     # the way pynvim starts its host: without the working directory on sys.path
     probe = "import sys; sys.path = [p for p in sys.path if p]; import covim_p2p; sys.stdout.write(covim_p2p.__file__)"
@@ -163,17 +162,14 @@ def use_code(env: NvimEnv, code: Path) -> None:
 class Peers:
     """Headless Neovims with our plugin, plus the benchmark Lua helpers in each."""
 
-    def __init__(self, env: NvimEnv, code: Path | None = None):
+    def __init__(self, env: NvimEnv):
         self.factory = NvimFactory(env)
-        self.code = code
         self.nvims: list = []
 
     def spawn(self, n: int = 1) -> list:
         out = []
         for _ in range(n):
             nvim = self.factory()
-            if self.code is not None:
-                nvim.exec_lua("vim.opt.rtp:prepend(...); package.loaded['covim'] = nil", str(self.code))
             nvim.exec_lua("dofile(...)", str(LUA))
             nvim.vars["covim_host_addr"] = "127.0.0.1"
             nvim.vars["covim_bind"] = "127.0.0.1"
@@ -199,7 +195,7 @@ class Peers:
 
 @contextmanager
 def peers(cfg: Config) -> Iterator[Peers]:
-    p = Peers(cfg.env, cfg.code)
+    p = Peers(cfg.env)
     try:
         yield p
     finally:

@@ -21,7 +21,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from . import connectivity, join, latency, throughput, traces
-from .common import BenchError, Config, NvimEnv, Row, use_code
+from .common import REPO, BenchError, Config, NvimEnv, Row, use_code
 
 HERE = Path(__file__).resolve().parent
 SUITES = {
@@ -60,10 +60,13 @@ def git(*args: str) -> str:
     return done.stdout
 
 
+PLUGIN_DIRS = ("covim_p2p", "lua", "plugin", "rplugin")
+
+
 def export_rev(rev: str, into: Path) -> str:
-    """The plugin code (covim_p2p/, lua/) of commit `rev`, read from git into `into`."""
+    """The plugin (covim_p2p/, lua/, plugin/, rplugin/) of commit `rev`, read from git into `into`."""
     into.mkdir()
-    archive = subprocess.run(["git", "archive", "--format=tar", rev, "covim_p2p", "lua"], cwd=HERE.parent,
+    archive = subprocess.run(["git", "archive", "--format=tar", rev, *PLUGIN_DIRS], cwd=HERE.parent,
                              capture_output=True, timeout=60)
     if archive.returncode != 0:
         raise BenchError(f"git archive {rev} failed: {archive.stderr.decode(errors='replace').strip()}")
@@ -74,7 +77,7 @@ def export_rev(rev: str, into: Path) -> str:
 def revision(args) -> str:
     """What plugin code was measured."""
     if args.rev:
-        return f"{args.described} (`--rev {args.rev}`: that commit's covim_p2p/ and lua/, exported with git archive)"
+        return f"{args.described} (`--rev {args.rev}`: that commit's plugin, exported with git archive)"
     if args.code:
         return f"the code in {args.code} (`--code`)"
     try:
@@ -141,16 +144,20 @@ def main(argv: list[str] | None = None) -> int:
     code.add_argument("--rev", metavar="REV", help="benchmark the plugin code of this commit (e.g. HEAD: the "
                       "committed code only, unaffected by edits made while the suite runs)")
     code.add_argument("--code", type=Path, metavar="DIR", help="benchmark the plugin code in DIR (holding "
-                      "covim_p2p/ and lua/), e.g. a patched copy, to compare a fix against the checkout")
+                      "covim_p2p/, lua/, plugin/ and rplugin/), e.g. a patched copy, to compare a fix against the checkout")
     args = parser.parse_args(argv)
     raw_argv = sys.argv[1:] if argv is None else argv
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="covim-bench-") as tmp:
-        env = NvimEnv.create(Path(tmp))
         code = args.code.resolve() if args.code else None
         if args.rev:
             code = Path(tmp) / "code"
             args.described = export_rev(args.rev, code)
+        if code is not None:
+            missing = [d for d in PLUGIN_DIRS if not (code / d).is_dir()]
+            if missing:
+                raise SystemExit(f"--code {code}: no {', '.join(missing)} there")
+        env = NvimEnv.create(Path(tmp), plugin=code or REPO)
         if code is not None:
             use_code(env, code)
         cfg = Config(quick=args.quick, env=env, code=code)

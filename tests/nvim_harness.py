@@ -70,9 +70,10 @@ class NvimEnv:
     env: dict[str, str]
 
     @classmethod
-    def create(cls, root: Path, nvim: str | None = None) -> NvimEnv:
+    def create(cls, root: Path, nvim: str | None = None, plugin: Path = REPO) -> NvimEnv:
+        """``plugin``: the directory whose lua/, plugin/ and rplugin/ the Neovims load."""
         init = root / "init.lua"
-        init.write_text(INIT_LUA.format(repo=REPO, python=sys.executable))
+        init.write_text(INIT_LUA.format(repo=plugin, python=sys.executable))
         env = {"NVIM_RPLUGIN_MANIFEST": str(root / "rplugin.vim"),
                "NVIM_LOG_FILE": str(root / "nvim.log")}
         for name in ["config", "data", "state", "cache"]:

@@ -11,15 +11,16 @@ local function notify(chan, ...)
   pcall(vim.rpcnotify, chan, ...)
 end
 
--- All on_lines events of one turn of the event loop go to Python as one
--- notification: a macro or a paste of 2000 changes costs one message, not
--- 2000 (each a msgpack decode and a greenlet in the host).  Anything else we
--- send for the buffer flushes them first, so Python sees everything in order.
+-- The on_lines events of one turn of the event loop after the first go to
+-- Python as one notification: a macro or a paste of 2000 changes costs two
+-- messages, not 2000 (each a msgpack decode and a greenlet in the host).
+-- Anything else we send for the buffer flushes them first, so Python sees
+-- everything in order.
 local function send_lines(buf)
   local events = queued[buf]
   queued[buf] = nil
   local chan = attached[buf]
-  if events and chan then notify(chan, 'covim_lines', buf, events) end
+  if events and #events > 0 and chan then notify(chan, 'covim_lines', buf, events) end
 end
 
 local function send_cursor(buf)
@@ -45,13 +46,15 @@ function M.attach(buf, chan)
         local cur = vim.api.nvim_win_get_cursor(0)
         crow, ccol = cur[1] - 1, cur[2]
       end
+      local event = { tick, first, last_old, lines, crow, ccol }
       local q = queued[b]
-      if not q then
-        q = {}
-        queued[b] = q
+      if q then
+        q[#q + 1] = event
+      else  -- the first change of this turn goes at once (typing: no added latency)
+        notify(c, 'covim_lines', b, { event })
+        queued[b] = {}
         vim.schedule(function() send_lines(b) end)
       end
-      q[#q + 1] = { tick, first, last_old, lines, crow, ccol }
     end,
     on_reload = function(_, b)
       local c = attached[b]
