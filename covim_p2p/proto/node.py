@@ -81,6 +81,7 @@ class PeerNode:
         self._next_join = now
         self._cursor: tuple[int, int] | None = None
         self._last_epoch = 0
+        self._reported_down: set[int] = set()  # peers whose loss the user was told about
         self._awareness_dirty = True
         self._next_awareness = now + AWARENESS_RENEW
         self.remote_cursors_changed = False
@@ -297,6 +298,7 @@ class PeerNode:
         link.next_ping = now + PING_INTERVAL
         link.next_resync = now + RESYNC_INTERVAL
         self._start_sync(link)
+        self._reported_down.discard(link.peer_id)
         self._events.append(PeerUp(link.peer_id, link.name))
 
     def _start_sync(self, link: Link) -> None:
@@ -330,7 +332,11 @@ class PeerNode:
         if gone:
             self.document.awareness.remove_awareness_states(gone, "peer left")
             self.remote_cursors_changed = True
-        self._events.append(PeerDown(link.peer_id, link.name, reason))
+        # The introducer keeps naming a vanished peer for a while, so we probe it
+        # again; that probe failing is no news to the user.
+        if link.up or link.peer_id not in self._reported_down:
+            self._reported_down.add(link.peer_id)
+            self._events.append(PeerDown(link.peer_id, link.name, reason))
 
     # ---- timers --------------------------------------------------------------
 

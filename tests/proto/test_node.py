@@ -27,7 +27,7 @@ from covim_p2p.proto.link import LINK_TIMEOUT, PING_INTERVAL, PROBE_TIMEOUT, RES
 from covim_p2p.proto.messages import M_UPDATE
 from covim_p2p.proto.node import (JOIN_RETRY_FIRST, JOIN_TIMEOUT, Joined, JoinFailed, PeerDown, PeerNode, PeerUp,
                                   Problem)
-from covim_p2p.proto.rendezvous import Introducer, Welcome, decode_message_untrusted, encode_message
+from covim_p2p.proto.rendezvous import MEMBER_TIMEOUT, Introducer, Welcome, decode_message_untrusted, encode_message
 from covim_p2p.proto.token import SessionToken
 
 sys.path.insert(0, str(Path(__file__).parent))  # the fakenet helper, whatever the import mode
@@ -310,6 +310,12 @@ def test_peer_vanishing_without_bye_is_detected_after_link_timeout():
     mesh.run(mesh.net.now + 5.0, mesh.converged)
     assert mesh.converged()
     assert mesh.texts()["p1"] == "after while p3 is silent hello 世界\nend"
+    # the introducer names p3 for a while yet, so the others probe it again and fail:
+    # the user heard "stopped answering" once and hears nothing more
+    mesh.run(mesh.net.now + MEMBER_TIMEOUT + PROBE_TIMEOUT + 5.0)
+    for name in ("host", "p1", "p2"):
+        assert len(mesh.events(name, PeerDown)) == 1
+        assert victim.peer_id not in mesh.nodes[name].links
 
 
 # ---- join failures ----------------------------------------------------------------------
