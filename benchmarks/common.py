@@ -248,6 +248,16 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def wait_size(nvim, buf: int, nbytes: int, timeout: float, what: str, interval: float = 0.002) -> list:
+    """Wait until `buf` holds `nbytes` bytes; returns size() as wait_text does.
+    Cheap for Neovim, unlike the digest, so a stall measured meanwhile is the plugin's."""
+    for _ in deadline_loop(timeout, what, interval):
+        size = nvim.exec_lua("return covim_bench.size(...)", buf)
+        if size[0] == nbytes:
+            return size
+    return []  # unreachable
+
+
 def wait_text(nvim, buf: int, expected: str, timeout: float, what: str, interval: float = 0.002) -> list:
     """Wait until `buf` holds exactly `expected`; returns the last size() answer
     ({bytes, lines, hrtime of the last change}). Compares by byte length first,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import random
 import time
 
-from .common import Config, converged_or_raise, digest, fmt_ms, fmt_s, peers, session, shared_buf, wait_text
+from .common import (Config, converged_or_raise, digest, fmt_ms, fmt_s, peers, session, shared_buf, wait_size,
+                     wait_text)
 
 PASTE_LUA = """
 local buf, lines = ...
@@ -48,9 +49,12 @@ def paste(cfg: Config, size: int) -> dict:
         plain_stall = plain.exec_lua("return covim_bench.stall_max()")
         t0, t1 = a.exec_lua(PASTE_LUA, abuf, lines)
         text = "\n".join(lines)
-        size_b = wait_text(b, bbuf, text, 300 if not cfg.quick else 60, f"B to hold the {size // 10**6} MB paste",
-                           interval=0.05)
+        timeout = 300 if not cfg.quick else 60
+        size_b = wait_size(b, bbuf, len(text.encode()), timeout, f"B to hold {size // 10**6} MB", interval=0.05)
+        # before the digest check: hashing 50 MB inside B would be a stall of the benchmark's own
         stalls = [v.exec_lua("return covim_bench.stall_max()") for v in (a, b)]
+        if wait_text(b, bbuf, text, timeout, f"B to hold the {size // 10**6} MB paste")[2] != size_b[2]:
+            raise AssertionError("B's buffer changed after it reached the paste's size")
         for v in (a, b, plain):
             v.exec_lua("covim_bench.stall_stop()")
         if a.exec_lua("return covim_bench.digest(...)", abuf) != digest(text):
