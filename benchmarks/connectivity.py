@@ -34,7 +34,7 @@ def loopback(cfg: Config, rounds: int) -> tuple[list[float], list[float]]:
 def run(cfg: Config) -> None:
     group = "6. connectivity"
     for what in ["time to first direct packet through NATs", "relay (TURN) fallback time"]:
-        cfg.add(group, what, "not measured: needs the NAT lab (issue pending)", "", None)
+        cfg.add(group, what, "not measured: NAT traversal, the relay and the NAT lab to test them are not built yet", "", None)
     up, synced = loopback(cfg, cfg.n(10, 3))
     up.sort()
     synced.sort()
