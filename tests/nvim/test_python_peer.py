@@ -34,6 +34,7 @@ class LoopbackPeer:
         self.sock.bind(("127.0.0.1", 0))
         self.node = PeerNode(name=name, token=SessionToken.decode(token), peer_id=secrets.randbits(64) | 1,
                              client_id=secrets.randbits(32), now=time.monotonic())
+        self.deaf_until = 0.0  # drop what arrives before this time, as a one-way outage would
 
     def pump(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -44,7 +45,8 @@ class LoopbackPeer:
             wait = max(0.0, min(end, timer if timer is not None else end) - now)
             if select.select([self.sock], [], [], min(wait, 0.05))[0]:
                 data, addr = self.sock.recvfrom(65536)
-                self.node.receive_datagram(data, addr, time.monotonic())
+                if time.monotonic() >= self.deaf_until:
+                    self.node.receive_datagram(data, addr, time.monotonic())
             now = time.monotonic()
             if timer is not None and timer <= now:
                 self.node.handle_timer(now)
@@ -109,5 +111,31 @@ def test_hostile_session_messages_never_take_neovim_down(nvim_factory):
         type_keys(a, "A and typing works<Esc>")
         assert a.current.buffer[:] == ["still fine and typing works"]
         assert status(a)["state"] == "joined"
+    finally:
+        peer.close()
+
+
+def test_a_link_rebuilt_on_one_side_only_carries_edits_again(nvim_factory, monkeypatch):
+    """The python peer stops hearing alice long enough to drop its link and rebuild it
+    from the introducer's WELCOME, while alice (10 s timeout) keeps hers up.  Alice
+    must restart her side of the link: her edits reach the peer directly again."""
+    import covim_p2p.proto.link as link_module
+    import covim_p2p.proto.node as node_module
+    monkeypatch.setattr(link_module, "LINK_TIMEOUT", 1.0)  # in this process only: the python peer
+    monkeypatch.setattr(node_module, "REFRESH_INTERVAL", 0.3)
+    a = nvim_factory()
+    token = host(a, "alice", ["before"])
+    peer = LoopbackPeer(token, "py")
+    try:
+        peer.pump_until(lambda: peer.node.synced and any(l.up for l in peer.node.links.values()))
+        (old,) = peer.node.links.values()
+        peer.deaf_until = time.monotonic() + 1.5
+        peer.pump_until(lambda: old.peer_id not in peer.node.links, 5)
+        peer.pump_until(lambda: any(l.up and l.epoch > old.epoch for l in peer.node.links.values()), 5)
+        assert [p["name"] for p in status(a)["peers"]] == ["py"]  # alice never lost the link
+        type_keys(a, "Aafter<Esc>")
+        peer.pump_until(lambda: str(peer.node.document) == "beforeafter", 3)  # < the 5 s resync
+        peer.node.local_edits([TextEdit(0, 0, "py: ")], time.monotonic())
+        peer.pump_until(lambda: shared_lines(a) == ["py: beforeafter"], 3)
     finally:
         peer.close()
