@@ -732,3 +732,25 @@ def test_stale_datagrams_from_an_old_link_incarnation_are_ignored():
     p1.receive_datagram(wrong_dst, HOST_ADDR, mesh.net.now)
     assert HOST_ID in p1.links and p1.links[HOST_ID] is link  # the junk was never delivered
     assert str(p1.document) == before
+
+
+def test_edits_made_offline_merge_when_the_network_comes_back():
+    """p2 is cut off from everyone for longer than every timeout: all its links drop,
+    everybody keeps typing, and once the network heals the introducer's WELCOME
+    rebuilds the links and the state-vector sync merges both sides' offline edits."""
+    mesh = build(2, initial_text="shared\n")
+    p2 = mesh.nodes["p2"]
+    cut_until = mesh.net.now + LINK_TIMEOUT + PROBE_TIMEOUT
+    mesh.net.intercept = lambda data, src, dst, now: now >= cut_until or peer_addr(2) not in (src, dst)
+    mesh.run(mesh.net.now + LINK_TIMEOUT + 1.0)
+    assert not any(link.up for link in p2.links.values())
+    mesh.editors["p2"].insert(0, "offline p2 ", mesh.net.now)
+    mesh.editors["p1"].insert(len("shared"), " and p1", mesh.net.now)
+    mesh.run(cut_until)
+    assert str(p2.document) == "offline p2 shared\n"
+    mesh.settle(budget=15.0)
+    assert set(mesh.texts().values()) == {"offline p2 shared and p1\n"}
+    for name in ("host", "p1", "p2"):
+        mesh.editors[name].take_remote()
+        assert mesh.editors[name].shown == "offline p2 shared and p1\n"
+    assert [e.peer_id for e in mesh.events("p2", PeerUp)].count(HOST_ID) == 2  # up, down, up again
