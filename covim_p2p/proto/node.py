@@ -15,6 +15,10 @@ Rules of the machine:
   later catches up through the state-vector sync.
 * Peer datagrams from a peer we have no link to are answered with BYE unless
   they carry HELLO (a new link), so a stale link is torn down and rebuilt.
+* A link lost to silence (or to ``BYE "no such link"``) is probed again for
+  ``REPROBE_WINDOW``: once introduced, peers find each other again after an
+  outage or a laptop's sleep even when the host is gone.  A peer that said
+  goodbye, or broke the protocol, is not.
 * Every link has an epoch (link.py).  A datagram from an older epoch of the
   peer's side is dropped; a newer one restarts our channel and resyncs; DATA
   and ACK addressed to an older epoch of ours are ignored.
@@ -51,6 +55,7 @@ JOIN_RETRY_FIRST = 0.25
 REFRESH_INTERVAL = 5.0
 AWARENESS_RENEW = 15.0
 AWARENESS_OUTDATED = 30.0
+REPROBE_WINDOW = 300.0
 BODY_BUDGET = MAX_DATAGRAM - HEADER_LEN - 2 * 10  # minus the two epochs, at most 10 bytes each
 
 
@@ -82,6 +87,7 @@ class PeerNode:
         self._cursor: tuple[int, int] | None = None
         self._last_epoch = 0
         self._reported_down: set[int] = set()  # peers whose loss the user was told about
+        self._lost: dict[int, float] = {}  # peer id -> until when we keep probing it again
         self._awareness_dirty = True
         self._next_awareness = now + AWARENESS_RENEW
         self.remote_cursors_changed = False
@@ -278,7 +284,7 @@ class PeerNode:
             elif isinstance(frame, Bye):
                 if dst_epoch not in (0, link.epoch):
                     continue
-                self._drop_link(link, "left the session" if frame.reason == "left the session" else frame.reason)
+                self._drop_link(link, frame.reason or "closed the link", reprobe=frame.reason == "no such link")
                 return
         while (raw := link.channel.next_message()) is not None:
             try:
@@ -299,6 +305,7 @@ class PeerNode:
         link.next_resync = now + RESYNC_INTERVAL
         self._start_sync(link)
         self._reported_down.discard(link.peer_id)
+        self._lost.pop(link.peer_id, None)
         self._events.append(PeerUp(link.peer_id, link.name))
 
     def _start_sync(self, link: Link) -> None:
@@ -325,7 +332,7 @@ class PeerNode:
             link.client_ids |= set(doc.awareness.states) - before - {doc.client_id}
             self.remote_cursors_changed = True
 
-    def _drop_link(self, link: Link, reason: str) -> None:
+    def _drop_link(self, link: Link, reason: str, reprobe: bool = False) -> None:
         if self.links.pop(link.peer_id, None) is None:
             return
         gone = [c for c in link.client_ids if c in self.document.awareness.states]
@@ -337,6 +344,13 @@ class PeerNode:
         if link.up or link.peer_id not in self._reported_down:
             self._reported_down.add(link.peer_id)
             self._events.append(PeerDown(link.peer_id, link.name, reason))
+        until = self._lost.setdefault(link.peer_id, self._now + REPROBE_WINDOW) if reprobe else 0.0
+        if self._now < until and self.state == "joined":
+            again = self._ensure_link(Member(link.peer_id, link.name, link.addr), link.addr, self._now)
+            assert again is not None
+            again.is_host = link.is_host
+        else:
+            self._lost.pop(link.peer_id, None)
 
     # ---- timers --------------------------------------------------------------
 
@@ -374,7 +388,7 @@ class PeerNode:
         for link in list(self.links.values()):
             if now >= link.deadline():
                 self._drop_link(link, "stopped answering" if link.up else
-                                f"could not be reached at {link.addr[0]}:{link.addr[1]}")
+                                f"could not be reached at {link.addr[0]}:{link.addr[1]}", reprobe=True)
             elif link.up:
                 link.channel.handle_timer(now)
                 if now >= link.next_ping:

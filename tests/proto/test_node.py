@@ -23,10 +23,10 @@ from covim_p2p.editor.edits import TextEdit, apply_edit_to_str
 from covim_p2p.proto.framing import (KIND_PEER, KIND_RENDEZVOUS, Bye, Data, Hello, Ping, decode_datagram_untrusted,
                                      decode_peer_body_untrusted, encode_datagram, encode_peer_body)
 from covim_p2p.proto.hoststack import HostStack
-from covim_p2p.proto.link import LINK_TIMEOUT, PING_INTERVAL, PROBE_TIMEOUT, RESYNC_INTERVAL
+from covim_p2p.proto.link import LINK_TIMEOUT, PING_INTERVAL, PROBE_MAX, PROBE_TIMEOUT, RESYNC_INTERVAL
 from covim_p2p.proto.messages import M_UPDATE
-from covim_p2p.proto.node import (JOIN_RETRY_FIRST, JOIN_TIMEOUT, Joined, JoinFailed, PeerDown, PeerNode, PeerUp,
-                                  Problem)
+from covim_p2p.proto.node import (JOIN_RETRY_FIRST, JOIN_TIMEOUT, REPROBE_WINDOW, Joined, JoinFailed, PeerDown,
+                                  PeerNode, PeerUp, Problem)
 from covim_p2p.proto.rendezvous import MEMBER_TIMEOUT, Introducer, Welcome, decode_message_untrusted, encode_message
 from covim_p2p.proto.token import SessionToken
 
@@ -282,6 +282,27 @@ def test_host_leaves_and_the_others_go_on():
     assert host.get_timer() is None and host.datagrams_to_send(mesh.net.now) == []
 
 
+def test_with_the_host_gone_peers_find_each_other_again_after_an_outage():
+    """No introducer is left to re-introduce anyone: a link lost to silence is probed
+    again at the address it last had, and the offline edits merge once it is back."""
+    mesh = build(2)
+    mesh.nodes["host"].leave(mesh.net.now)
+    mesh.run(mesh.net.now + 0.01)
+    mesh.vanish("host")
+    p1, p2 = mesh.nodes["p1"], mesh.nodes["p2"]
+    heal = mesh.net.now + LINK_TIMEOUT + 20.0
+    mesh.net.intercept = lambda data, src, dst, now: now >= heal
+    mesh.run(mesh.net.now + LINK_TIMEOUT + 1.0)
+    assert [d.reason for d in mesh.events("p1", PeerDown)] == ["left the session", "stopped answering"]
+    mesh.editors["p1"].insert(0, "p1 alone ", mesh.net.now)
+    mesh.editors["p2"].insert(p2.document.byte_len(), " p2 alone", mesh.net.now)
+    mesh.run(heal + PROBE_MAX + 0.5, lambda: mesh.full_mesh() and mesh.converged())
+    assert mesh.full_mesh() and mesh.converged()
+    assert str(p1.document) == "p1 alone hello 世界\n p2 alone"
+    assert [d.reason for d in mesh.events("p2", PeerDown)] == ["left the session", "stopped answering"]
+    assert not p1._lost and not p2._lost
+
+
 def test_peer_vanishing_without_bye_is_detected_after_link_timeout():
     mesh = build(3)
     last_sent: dict[tuple, float] = {}
@@ -304,18 +325,18 @@ def test_peer_vanishing_without_bye_is_detected_after_link_timeout():
         # exactly LINK_TIMEOUT after the last packet from p3 arrived (1 ms after it was sent)
         assert t == pytest.approx(last_sent[mesh.addrs[name]] + mesh.net.latency + LINK_TIMEOUT, abs=1e-9)
         assert t_gone - PING_INTERVAL < last_sent[mesh.addrs[name]] <= t_gone
-        assert victim.peer_id not in mesh.nodes[name].links
+        assert not mesh.nodes[name].links[victim.peer_id].up  # probed again, in case it comes back
     mesh.editors["p2"].insert(0, "after ", mesh.net.now)
     mesh.editors["host"].insert(mesh.nodes["host"].document.byte_len(), "end", mesh.net.now)
     mesh.run(mesh.net.now + 5.0, mesh.converged)
     assert mesh.converged()
     assert mesh.texts()["p1"] == "after while p3 is silent hello 世界\nend"
-    # the introducer names p3 for a while yet, so the others probe it again and fail:
-    # the user heard "stopped answering" once and hears nothing more
-    mesh.run(mesh.net.now + MEMBER_TIMEOUT + PROBE_TIMEOUT + 5.0)
+    # the others probe p3 again for REPROBE_WINDOW (and the introducer names it for a
+    # while): the user heard "stopped answering" once and hears nothing more
+    mesh.run(t_gone + LINK_TIMEOUT + REPROBE_WINDOW + PROBE_TIMEOUT + 1.0)
     for name in ("host", "p1", "p2"):
         assert len(mesh.events(name, PeerDown)) == 1
-        assert victim.peer_id not in mesh.nodes[name].links
+        assert victim.peer_id not in mesh.nodes[name].links  # given up after REPROBE_WINDOW
 
 
 # ---- join failures ----------------------------------------------------------------------
