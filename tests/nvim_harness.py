@@ -95,8 +95,10 @@ class NvimEnv:
             raise RuntimeError(f":UpdateRemotePlugins failed ({done.returncode}):\n"
                                f"{done.stdout}{done.stderr}")
 
-    def attach(self, *args: str) -> pynvim.Nvim:
-        return pynvim.attach("child", argv=self.argv("--embed", "--headless", *args))
+    def attach(self, *args: str, netns: str | None = None) -> pynvim.Nvim:
+        """``netns``: start it inside that network namespace (tests/natlab)."""
+        argv = self.argv("--embed", "--headless", *args)
+        return pynvim.attach("child", argv=["ip", "netns", "exec", netns, *argv] if netns else argv)
 
 
 class NvimFactory:
@@ -107,8 +109,8 @@ class NvimFactory:
         self.pids: dict[int, int] = {}  # id(Nvim) -> Neovim's pid
         self.running: list[pynvim.Nvim] = []
 
-    def __call__(self, *args: str) -> pynvim.Nvim:
-        nvim = self.env.attach(*args)
+    def __call__(self, *args: str, netns: str | None = None) -> pynvim.Nvim:
+        nvim = self.env.attach(*args, netns=netns)
         self.running.append(nvim)
         self.pids[id(nvim)] = nvim.funcs.getpid()
         return nvim

@@ -1,0 +1,174 @@
+"""Real NATs for tests: Linux network namespaces, veth pairs and nftables.
+
+Why real ones: hole punching depends on what a NAT does with a packet nobody
+asked for, and only the kernel's conntrack answers that faithfully.
+
+Topology.  A namespace "inet" holds a bridge on 203.0.113.0/24 (TEST-NET-3:
+nothing here can ever be a real address, and nothing leaves the namespaces).
+
+* ``public(name, octet)``: a host with one leg on that bridge.
+* ``behind_nat(name, kind, octet, lan)``: a client on its own LAN
+  10.0.<lan>.0/24, behind a router namespace whose WAN leg is on the bridge.
+  The router's nftables rules make the NAT kind (RFC 4787 terms, DESIGN.md
+  section 3):
+
+  - ``port-restricted``: endpoint-independent mapping, address-and-port
+    dependent filtering (``masquerade``).
+  - ``symmetric``: address-and-port dependent mapping (``masquerade
+    fully-random``).
+
+  Unsolicited packets die in the router's input chain.  If they got further,
+  conntrack would record the peer's first packet, and the client's next send
+  would get a new port: a port-restricted NAT would turn symmetric.
+
+Processes are started inside a namespace with ``ip netns exec``; ``close()``
+kills what is left in the lab's namespaces and deletes them.  Needs root, and
+``ip`` and ``nft`` (scripts/setup.sh installs them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+
+WAN = "203.0.113"
+KINDS = ("port-restricted", "symmetric")
+
+NAT_RULES = """
+table ip covim_nat {{
+  chain postrouting {{
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "wan" masquerade{random}
+  }}
+  chain input {{
+    type filter hook input priority filter; policy drop;
+    iifname "lo" accept
+    iifname "lan" accept
+    ct state established,related accept
+  }}
+  chain forward {{
+    type filter hook forward priority filter; policy drop;
+    iifname "lan" oifname "wan" accept
+    ct state established,related accept
+  }}
+}}
+"""
+
+
+def missing() -> str | None:
+    """Why the lab cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "the NAT lab needs root (network namespaces and nftables)"
+    for tool in ("ip", "nft"):
+        if shutil.which(tool) is None:
+            return f"the NAT lab needs `{tool}` (bash scripts/setup.sh installs it)"
+    return None
+
+
+def run(*argv: str) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip()}")
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class Host:
+    netns: str
+    ip: str  # its own address: public, or on its LAN behind a NAT
+    public_ip: str  # where the rest of the lab sees it (its router's WAN address behind a NAT)
+    nat: str = ""  # "" for a public host, else one of KINDS
+
+    def argv(self, *command: str) -> list[str]:
+        return ["ip", "netns", "exec", self.netns, *command]
+
+
+class NatLab:
+    def __init__(self) -> None:
+        why = missing()
+        if why:
+            raise RuntimeError(why)
+        self.tag = f"cv{os.getpid() % 100000}"
+        self.namespaces: list[str] = []
+        self._links = 0
+        try:
+            self.inet = self._namespace("inet")
+            run("ip", "-n", self.inet, "link", "add", "br0", "type", "bridge")
+            run("ip", "-n", self.inet, "link", "set", "br0", "up")
+        except BaseException:
+            self.close()
+            raise
+
+    def _namespace(self, role: str) -> str:
+        name = f"{self.tag}-{role}"
+        run("ip", "netns", "add", name)
+        self.namespaces.append(name)
+        run("ip", "-n", name, "link", "set", "lo", "up")
+        return name
+
+    def _veth(self, ns_a: str, name_a: str, ns_b: str, name_b: str) -> None:
+        """A cable between two namespaces (temporary names: interface names hold 15 bytes)."""
+        self._links += 1
+        tmp_a, tmp_b = f"{self.tag}a{self._links}", f"{self.tag}b{self._links}"
+        run("ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b)
+        run("ip", "link", "set", tmp_a, "netns", ns_a)
+        run("ip", "link", "set", tmp_b, "netns", ns_b)
+        run("ip", "-n", ns_a, "link", "set", tmp_a, "name", name_a)
+        run("ip", "-n", ns_b, "link", "set", tmp_b, "name", name_b)
+
+    def _wan(self, ns: str, octet: int) -> str:
+        ip = f"{WAN}.{octet}"
+        port = f"p{self._links + 1}"
+        self._veth(self.inet, port, ns, "wan")
+        run("ip", "-n", self.inet, "link", "set", port, "master", "br0", "up")
+        run("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", "wan")
+        run("ip", "-n", ns, "link", "set", "wan", "up")
+        return ip
+
+    def public(self, name: str, octet: int) -> Host:
+        ns = self._namespace(name)
+        ip = self._wan(ns, octet)
+        return Host(ns, ip, ip)
+
+    def behind_nat(self, name: str, kind: str, octet: int, lan: int) -> Host:
+        if kind not in KINDS:
+            raise ValueError(f"unknown NAT kind {kind!r}; known: {', '.join(KINDS)}")
+        router = self._namespace(f"{name}-nat")
+        wan_ip = self._wan(router, octet)
+        client = self._namespace(name)
+        self._veth(router, "lan", client, "eth0")
+        run("ip", "-n", router, "addr", "add", f"10.0.{lan}.1/24", "dev", "lan")
+        run("ip", "-n", router, "link", "set", "lan", "up")
+        run("ip", "-n", client, "addr", "add", f"10.0.{lan}.2/24", "dev", "eth0")
+        run("ip", "-n", client, "link", "set", "eth0", "up")
+        run("ip", "-n", client, "route", "add", "default", "via", f"10.0.{lan}.1")
+        run("ip", "netns", "exec", router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        rules = NAT_RULES.format(random=" fully-random" if kind == "symmetric" else "")
+        done = subprocess.run(["ip", "netns", "exec", router, "nft", "-f", "-"], input=rules,
+                              capture_output=True, text=True, timeout=30)
+        if done.returncode != 0:
+            raise RuntimeError(f"nft rules for {kind} NAT failed: {done.stderr.strip()}")
+        return Host(client, f"10.0.{lan}.2", wan_ip, kind)
+
+    def close(self) -> None:
+        for ns in reversed(self.namespaces):
+            try:
+                pids = run("ip", "netns", "pids", ns).split()
+            except RuntimeError:
+                pids = []
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+        self.namespaces.clear()
+
+    def __enter__(self) -> NatLab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

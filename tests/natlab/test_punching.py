@@ -1,0 +1,84 @@
+"""Real Neovims behind real NATs: the full mesh punches through cone NATs.
+
+alice hosts from a public address; bob and carol each sit behind their own NAT.
+The introducer tells each the address it saw the other come from (the NAT's
+mapping), both send HELLO there, and each NAT lets the other's packets in once
+its own client has sent to that address: the classic simultaneous open.
+A symmetric NAT maps a new port for every destination, so the address the
+introducer saw is not the one the other peer must use: no direct link forms
+(the relay that would carry it is not built yet), and edits still reach
+everyone, late, through the host's periodic state-vector resync.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent / "nvim"))
+from covim_peers import shared_lines, status, type_keys, wait_converged  # noqa: E402
+from lab import Host, NatLab, missing  # noqa: E402
+from nvim_harness import wait_for  # noqa: E402
+
+pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
+
+
+def start(nvim_factory, host: Host):
+    nvim = nvim_factory(netns=host.netns)
+    nvim.vars["covim_bind"] = host.ip
+    return nvim
+
+
+def peers_of(nvim) -> dict[str, str]:
+    return {p["name"]: p["addr"] for p in status(nvim)["peers"]}
+
+
+@pytest.fixture
+def lab():
+    with NatLab() as lab:
+        yield lab
+
+
+def session(nvim_factory, lab: NatLab, bob_nat: str, carol_nat: str):
+    hosts = {"alice": lab.public("alice", 10), "bob": lab.behind_nat("bob", bob_nat, 21, 1),
+             "carol": lab.behind_nat("carol", carol_nat, 22, 2)}
+    nvims = {name: start(nvim_factory, h) for name, h in hosts.items()}
+    a = nvims["alice"]
+    a.vars["covim_host_addr"] = hosts["alice"].ip
+    a.current.buffer[:] = ["shared through two NATs"]
+    a.command("CoVim host 0 alice")
+    token = a.vars["covim_token"]
+    for name in ("bob", "carol"):
+        nvims[name].command(f"CoVim connect {token} {name}")
+    return hosts, nvims
+
+
+def test_two_peers_behind_port_restricted_nats_link_directly(nvim_factory, lab):
+    hosts, nvims = session(nvim_factory, lab, "port-restricted", "port-restricted")
+    a, b, c = nvims["alice"], nvims["bob"], nvims["carol"]
+    wait_for(lambda: all(len(status(v)["peers"]) == 2 and status(v)["synced"] for v in (a, b, c)), 15,
+             what="a full mesh across two NATs")
+    # bob reaches carol at her NAT's public address, not at her LAN address or via alice
+    assert peers_of(b)["carol"].startswith(hosts["carol"].public_ip + ":")
+    assert peers_of(c)["bob"].startswith(hosts["bob"].public_ip + ":")
+    assert peers_of(a)["bob"].startswith(hosts["bob"].public_ip + ":")
+    type_keys(b, "Gobob behind a NAT<Esc>")
+    type_keys(c, "ggOcarol behind another<Esc>")
+    final = wait_converged([a, b, c], timeout=10)
+    assert final == ["carol behind another", "shared through two NATs", "bob behind a NAT"]
+
+
+def test_a_symmetric_nat_gets_no_direct_link_but_edits_still_arrive(nvim_factory, lab):
+    hosts, nvims = session(nvim_factory, lab, "port-restricted", "symmetric")
+    a, b, c = nvims["alice"], nvims["bob"], nvims["carol"]
+    wait_for(lambda: all(status(v)["synced"] for v in (b, c)) and len(status(a)["peers"]) == 2, 15,
+             what="both joiners synced with alice")
+    assert set(peers_of(b)) == {"alice"} and set(peers_of(c)) == {"alice"}
+    type_keys(b, "Gobob<Esc>")
+    # bob's update goes to alice only; carol gets it from alice's next SyncStep1 round (every 5 s)
+    final = wait_converged([a, b, c], timeout=15)
+    assert final == ["shared through two NATs", "bob"]
+    assert "carol" not in peers_of(b)
