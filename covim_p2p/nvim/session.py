@@ -42,6 +42,13 @@ def advertised_ips(bind_host: str, configured: Any) -> list[str]:
     return ips[:3] + ["127.0.0.1"]
 
 
+def local_candidates(sock: socket.socket) -> tuple[tuple[str, int], ...]:
+    """Where peers on our LAN can reach this socket: its own address, or this machine's."""
+    ip, port = sock.getsockname()[:2]
+    ips = [ip] if ip not in ("0.0.0.0", "") else [i for i in advertised_ips("0.0.0.0", None) if not i.startswith("127.")]
+    return tuple((i, port) for i in ips)
+
+
 @dataclass
 class Session:
     role: str
@@ -138,7 +145,8 @@ class SessionFactory:
         node = PeerNode(name=name, token=token, peer_id=secrets.randbits(64) | 1,
                         client_id=secrets.randbits(32), now=now,
                         initial_text="\n".join(lines) if host else "", introducer=introducer,
-                        join_timeout=float(self.nvim.vars.get("covim_join_timeout", JOIN_TIMEOUT)))
+                        join_timeout=float(self.nvim.vars.get("covim_join_timeout", JOIN_TIMEOUT)),
+                        local_addrs=local_candidates(sock))
         machine: Any = node
         if introducer is not None:
             introducer._local_sink = node.on_local_rendezvous

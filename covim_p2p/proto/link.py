@@ -1,7 +1,9 @@
 """State of our connection to one other peer: probing, then up.
 
 A link probes with HELLO (backing off 50 ms -> 1 s) until any datagram comes
-back, and then carries a reliable channel.  It always answers the address a
+back, and then carries a reliable channel.  The probes go to the address the
+introducer saw and to the peer's own LAN addresses (for peers behind one NAT);
+whichever answers first is the link's address from then on.  It always answers the address a
 packet really came from (peer-reflexive), which is what later hole punching
 relies on.  An up link pings every ``PING_INTERVAL`` for RTT and liveness and
 is declared dead after ``LINK_TIMEOUT`` of silence.
@@ -36,6 +38,7 @@ class Link:
     name: str
     addr: Addr
     created: float
+    candidates: tuple[Addr, ...] = ()  # more addresses to probe until up (the peer's LAN addresses)
     up: bool = False
     is_host: bool = False  # the host's peer always holds the whole document
     epoch: int = 0       # this incarnation of our side

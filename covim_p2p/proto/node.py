@@ -46,8 +46,8 @@ from .framing import (HEADER_LEN, KIND_PEER, KIND_RENDEZVOUS, MAX_DATAGRAM, Ack,
 from .link import PING_INTERVAL, PROBE_MAX, RESYNC_INTERVAL, Link
 from .messages import (AwarenessUpdate, SessionMessage, SyncStep1, SyncStep2, Update,
                        decode_session_message_untrusted, encode_session_message)
-from .rendezvous import Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, Welcome, \
-    decode_message_untrusted, encode_message
+from .rendezvous import MAX_LOCAL_ADDRS, Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, \
+    Welcome, decode_message_untrusted, encode_message
 from .token import SessionToken
 
 JOIN_TIMEOUT = 10.0
@@ -68,7 +68,7 @@ def _is_fatal(exc: BaseException) -> bool:
 class PeerNode:
     def __init__(self, *, name: str, token: SessionToken, peer_id: int, client_id: int,
                  now: float, initial_text: str = "", introducer: Introducer | None = None,
-                 join_timeout: float = JOIN_TIMEOUT) -> None:
+                 join_timeout: float = JOIN_TIMEOUT, local_addrs: tuple[Addr, ...] = ()) -> None:
         self.name = name
         self.token = token
         self.peer_id = peer_id
@@ -82,6 +82,7 @@ class PeerNode:
         self._introducer_addr: Addr | None = None
         self._join_started = now
         self.join_timeout = join_timeout
+        self.local_addrs = tuple(local_addrs)[:MAX_LOCAL_ADDRS]  # announced in JOIN: LAN candidates
         self._join_interval = JOIN_RETRY_FIRST
         self._next_join = now
         self._cursor: tuple[int, int] | None = None
@@ -94,7 +95,7 @@ class PeerNode:
         self.synced = introducer is not None  # the host's document is the session's first state
         self._set_awareness(now)
         if introducer is not None:  # we are the host: the introducer lives beside us
-            introducer.add_local_member(peer_id, name)
+            introducer.add_local_member(peer_id, name, self.local_addrs)
             self._introducer_addr = token.addrs[0]
             self.state = "joined"
             self._next_join = float("inf")
@@ -227,6 +228,8 @@ class PeerNode:
             link = Link(member.peer_id, member.name, member.addr or introducer_addr, created=now,
                         next_hello=now, last_rx=now, epoch=self._last_epoch)
             self.links[member.peer_id] = link
+        if not link.up:  # probe its LAN addresses too: the one the introducer saw may not lead back in
+            link.candidates = tuple(a for a in member.local_addrs if a != link.addr and a not in self.local_addrs)
         if member.addr is None:
             link.is_host = True
         return link
@@ -257,6 +260,8 @@ class PeerNode:
                 if link.up:
                     self._start_sync(link)
         current = dst_epoch == link.epoch  # DATA/ACK for an older incarnation of ours are meaningless
+        if not link.up and addr != link.addr:  # a candidate answered: keep the others for a re-probe
+            link.candidates = tuple(a for a in (link.addr, *link.candidates) if a != addr)
         link.addr = addr
         link.last_rx = now
         if not link.up:
@@ -346,7 +351,8 @@ class PeerNode:
             self._events.append(PeerDown(link.peer_id, link.name, reason))
         until = self._lost.setdefault(link.peer_id, self._now + REPROBE_WINDOW) if reprobe else 0.0
         if self._now < until and self.state == "joined":
-            again = self._ensure_link(Member(link.peer_id, link.name, link.addr), link.addr, self._now)
+            again = self._ensure_link(Member(link.peer_id, link.name, link.addr, link.candidates), link.addr,
+                                      self._now)
             assert again is not None
             again.is_host = link.is_host
         else:
@@ -375,7 +381,7 @@ class PeerNode:
             return
         if now >= self._next_join:
             for addr in ([self._introducer_addr] if self._introducer_addr else self.token.addrs):
-                self._send_rendezvous(Join(self.token.secret, self.name), addr)
+                self._send_rendezvous(Join(self.token.secret, self.name, self.local_addrs), addr)
             if self.state == "joining":
                 self._next_join = now + self._join_interval
                 self._join_interval = min(self._join_interval * 2, 2.0)
@@ -458,5 +464,8 @@ class PeerNode:
                 frames.extend(link.channel.frames_to_send(now))
             if frames:
                 self._send_frames(frames, link.addr, link)
+                if not link.up:
+                    for addr in link.candidates:
+                        self._send_frames(frames, addr, link)
         out, self._out = self._out, []
         return out

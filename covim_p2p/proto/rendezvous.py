@@ -1,8 +1,11 @@
 """Rendezvous messages between peers and the introducer, and the introducer machine.
 
 The introducer only introduces: it keeps the list of members (name, observed
-address), tells every newcomer about every member and every member about the
-newcomer.  Edits never pass through it, so when the host leaves the mesh goes on.
+address, the local addresses they announced), tells every newcomer about every
+member and every member about the newcomer.  Edits never pass through it, so
+when the host leaves the mesh goes on.  The local addresses matter for peers
+behind one NAT: most NATs do not hairpin, so the address the introducer saw
+does not lead back inside, while the LAN address does.
 
 Rules of the introducer:
 
@@ -36,6 +39,7 @@ INVITE_TIMEOUT = 15.0
 MEMBER_TIMEOUT = 20.0
 MAX_MEMBERS = 64
 MAX_NAME = 64
+MAX_LOCAL_ADDRS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +47,14 @@ class Member:
     peer_id: int
     name: str
     addr: Addr | None  # None: the member shares the introducer's address
+    local_addrs: tuple[Addr, ...] = ()  # where it listens, as it sees itself (LAN candidates)
 
 
 @dataclass(frozen=True, slots=True)
 class Join:
     secret: bytes
     name: str
+    local_addrs: tuple[Addr, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +107,19 @@ class InviteExpired:
 Message = Join | Welcome | Reject | PeerJoined | PeerLeft | Leave | Invite | InviteAck
 
 
+def _write_addrs(w: Writer, addrs: tuple[Addr, ...]) -> None:
+    w.uint(len(addrs))
+    for addr in addrs:
+        write_addr(w, addr)
+
+
+def _read_addrs(r: Reader) -> tuple[Addr, ...]:
+    n = r.uint()
+    if n > MAX_LOCAL_ADDRS:
+        raise DecodeError(f"{n} local addresses (at most {MAX_LOCAL_ADDRS})")
+    return tuple(read_addr(r) for _ in range(n))
+
+
 def _write_member(w: Writer, m: Member) -> None:
     w.u64(m.peer_id).text(m.name)
     if m.addr is None:
@@ -108,17 +127,20 @@ def _write_member(w: Writer, m: Member) -> None:
     else:
         w.u8(1)
         write_addr(w, m.addr)
+    _write_addrs(w, m.local_addrs)
 
 
 def _read_member(r: Reader) -> Member:
     peer_id, name = r.u64(), r.text(MAX_NAME * 4)
-    return Member(peer_id, name, read_addr(r) if r.u8() else None)
+    addr = read_addr(r) if r.u8() else None
+    return Member(peer_id, name, addr, _read_addrs(r))
 
 
 def encode_message(msg: Message) -> bytes:
     w = Writer()
     if isinstance(msg, Join):
         w.u8(R_JOIN).blob(msg.secret).text(msg.name)
+        _write_addrs(w, msg.local_addrs)
     elif isinstance(msg, Welcome):
         w.u8(R_WELCOME)
         write_addr(w, msg.observed)
@@ -147,7 +169,7 @@ def decode_message_untrusted(body: bytes) -> Message:
     r = Reader(body)
     t = r.u8()
     if t == R_JOIN:
-        msg: Message = Join(r.blob(64), r.text(MAX_NAME * 4))
+        msg: Message = Join(r.blob(64), r.text(MAX_NAME * 4), _read_addrs(r))
     elif t == R_WELCOME:
         observed = read_addr(r)
         n = r.uint()
@@ -200,9 +222,9 @@ class Introducer:
     def invite(self, addrs: tuple[Addr, ...], nonce: bytes, session_token: str, now: float) -> None:
         self._invites[nonce] = [addrs, session_token, now, 0.1, now + INVITE_TIMEOUT]
 
-    def add_local_member(self, peer_id: int, name: str) -> None:
+    def add_local_member(self, peer_id: int, name: str, local_addrs: tuple[Addr, ...] = ()) -> None:
         self._local = peer_id
-        self._members[peer_id] = _Entry(Member(peer_id, name, None), float("inf"))
+        self._members[peer_id] = _Entry(Member(peer_id, name, None, local_addrs[:MAX_LOCAL_ADDRS]), float("inf"))
 
     def remove_local_member(self) -> None:
         if self._local is not None:
@@ -263,7 +285,7 @@ class Introducer:
         if known is None and len(self._members) >= MAX_MEMBERS:
             self._reply(Reject(f"the session is full ({MAX_MEMBERS} peers)"), addr)
             return
-        member = Member(sender, name, addr)
+        member = Member(sender, name, addr, msg.local_addrs)
         self._members[sender] = _Entry(member, now)
         others = tuple(e.member for pid, e in self._members.items() if pid != sender)
         self._reply(Welcome(addr, others), addr)

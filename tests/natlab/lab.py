@@ -8,7 +8,10 @@ nothing here can ever be a real address, and nothing leaves the namespaces).
 
 * ``public(name, octet)``: a host with one leg on that bridge.
 * ``behind_nat(name, kind, octet, lan)``: a client on its own LAN
-  10.0.<lan>.0/24, behind a router namespace whose WAN leg is on the bridge.
+  10.0.<lan>.0/24, behind a router namespace whose WAN leg is on the bridge;
+  ``neighbour(host, name)`` puts one more client on that LAN.  The NAT does
+  not hairpin (a packet from the LAN to its own public address stops at the
+  router), as most home and office NATs do not.
   The router's nftables rules make the NAT kind (RFC 4787 terms, DESIGN.md
   section 3):
 
@@ -75,6 +78,13 @@ def run(*argv: str) -> str:
     return done.stdout
 
 
+def no_bridge_netfilter(netns: str) -> None:
+    """Bridged frames must not pass the IP rules (a LAN's own traffic would meet the NAT's
+    forward policy).  The knob exists only while br_netfilter is loaded."""
+    subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=0"],
+                   capture_output=True, timeout=30)
+
+
 @dataclass(frozen=True)
 class Host:
     netns: str
@@ -94,8 +104,10 @@ class NatLab:
         self.tag = f"cv{os.getpid() % 100000}"
         self.namespaces: list[str] = []
         self._links = 0
+        self._lans: dict[str, tuple[int, int]] = {}  # router namespace -> (LAN number, addresses used)
         try:
             self.inet = self._namespace("inet")
+            no_bridge_netfilter(self.inet)
             run("ip", "-n", self.inet, "link", "add", "br0", "type", "bridge")
             run("ip", "-n", self.inet, "link", "set", "br0", "up")
         except BaseException:
@@ -138,20 +150,38 @@ class NatLab:
             raise ValueError(f"unknown NAT kind {kind!r}; known: {', '.join(KINDS)}")
         router = self._namespace(f"{name}-nat")
         wan_ip = self._wan(router, octet)
-        client = self._namespace(name)
-        self._veth(router, "lan", client, "eth0")
+        run("ip", "-n", router, "link", "add", "lan", "type", "bridge")
         run("ip", "-n", router, "addr", "add", f"10.0.{lan}.1/24", "dev", "lan")
         run("ip", "-n", router, "link", "set", "lan", "up")
-        run("ip", "-n", client, "addr", "add", f"10.0.{lan}.2/24", "dev", "eth0")
-        run("ip", "-n", client, "link", "set", "eth0", "up")
-        run("ip", "-n", client, "route", "add", "default", "via", f"10.0.{lan}.1")
         run("ip", "netns", "exec", router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        no_bridge_netfilter(router)
         rules = NAT_RULES.format(random=" fully-random" if kind == "symmetric" else "")
         done = subprocess.run(["ip", "netns", "exec", router, "nft", "-f", "-"], input=rules,
                               capture_output=True, text=True, timeout=30)
         if done.returncode != 0:
             raise RuntimeError(f"nft rules for {kind} NAT failed: {done.stderr.strip()}")
-        return Host(client, f"10.0.{lan}.2", wan_ip, kind)
+        self._lans[router] = (lan, 1)
+        return self._client(name, router, wan_ip, kind)
+
+    def neighbour(self, host: Host, name: str) -> Host:
+        """Another client on ``host``'s LAN, behind the same NAT."""
+        router = f"{host.netns}-nat"
+        if router not in self._lans:
+            raise ValueError(f"{host.netns} is not behind one of this lab's NATs")
+        return self._client(name, router, host.public_ip, host.nat)
+
+    def _client(self, name: str, router: str, wan_ip: str, kind: str) -> Host:
+        lan, used = self._lans[router]
+        self._lans[router] = (lan, used + 1)
+        ip = f"10.0.{lan}.{used + 1}"
+        client = self._namespace(name)
+        port = f"c{used}"
+        self._veth(router, port, client, "eth0")
+        run("ip", "-n", router, "link", "set", port, "master", "lan", "up")
+        run("ip", "-n", client, "addr", "add", f"{ip}/24", "dev", "eth0")
+        run("ip", "-n", client, "link", "set", "eth0", "up")
+        run("ip", "-n", client, "route", "add", "default", "via", f"10.0.{lan}.1")
+        return Host(client, ip, wan_ip, kind)
 
     def close(self) -> None:
         for ns in reversed(self.namespaces):

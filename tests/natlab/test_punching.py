@@ -82,3 +82,24 @@ def test_a_symmetric_nat_gets_no_direct_link_but_edits_still_arrive(nvim_factory
     final = wait_converged([a, b, c], timeout=15)
     assert final == ["shared through two NATs", "bob"]
     assert "carol" not in peers_of(b)
+
+
+def test_two_peers_behind_one_nat_link_over_their_lan(nvim_factory, lab):
+    """The NAT does not hairpin: the public address the introducer saw for dave leads
+    nowhere from bob's side of the NAT. The LAN addresses they announced in JOIN do."""
+    alice_at, bob_at = lab.public("alice", 10), lab.behind_nat("bob", "port-restricted", 21, 1)
+    dave_at = lab.neighbour(bob_at, "dave")
+    a, b, d = (start(nvim_factory, h) for h in (alice_at, bob_at, dave_at))
+    a.vars["covim_host_addr"] = alice_at.ip
+    a.current.buffer[:] = ["one office"]
+    a.command("CoVim host 0 alice")
+    token = a.vars["covim_token"]
+    b.command(f"CoVim connect {token} bob")
+    d.command(f"CoVim connect {token} dave")
+    wait_for(lambda: all(len(status(v)["peers"]) == 2 and status(v)["synced"] for v in (a, b, d)), 15,
+             what="a full mesh with two peers behind one NAT")
+    assert peers_of(b)["dave"].startswith(dave_at.ip + ":")  # the LAN address
+    assert peers_of(d)["bob"].startswith(bob_at.ip + ":")
+    assert peers_of(a)["dave"].startswith(bob_at.public_ip + ":")  # alice sees them both at the NAT
+    type_keys(d, "Godave<Esc>")
+    assert wait_converged([a, b, d], timeout=10) == ["one office", "dave"]

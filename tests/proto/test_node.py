@@ -27,7 +27,7 @@ from covim_p2p.proto.link import LINK_TIMEOUT, PING_INTERVAL, PROBE_MAX, PROBE_T
 from covim_p2p.proto.messages import M_UPDATE
 from covim_p2p.proto.node import (JOIN_RETRY_FIRST, JOIN_TIMEOUT, REPROBE_WINDOW, Joined, JoinFailed, PeerDown,
                                   PeerNode, PeerUp, Problem)
-from covim_p2p.proto.rendezvous import MEMBER_TIMEOUT, Introducer, Welcome, decode_message_untrusted, encode_message
+from covim_p2p.proto.rendezvous import MEMBER_TIMEOUT, Introducer, Member, Welcome, decode_message_untrusted, encode_message
 from covim_p2p.proto.token import SessionToken
 
 sys.path.insert(0, str(Path(__file__).parent))  # the fakenet helper, whatever the import mode
@@ -775,3 +775,24 @@ def test_edits_made_offline_merge_when_the_network_comes_back():
         mesh.editors[name].take_remote()
         assert mesh.editors[name].shown == "offline p2 shared and p1\n"
     assert [e.peer_id for e in mesh.events("p2", PeerUp)].count(HOST_ID) == 2  # up, down, up again
+
+
+def test_a_probing_link_tries_the_peers_lan_addresses_and_keeps_the_one_that_answers():
+    node = PeerNode(name="bob", token=TOKEN, peer_id=0x2001, client_id=0x2001, now=0.0,
+                    local_addrs=(("10.0.0.2", 4000),))
+    node.handle_timer(0.0)
+    joins = [decode_message_untrusted(decode_datagram_untrusted(d)[1]) for d, a in node.datagrams_to_send(0.0)]
+    assert joins and all(j.local_addrs == (("10.0.0.2", 4000),) for j in joins)  # announced in JOIN
+    public, lan = ("203.0.113.21", 4000), ("10.0.0.3", 4000)
+    dave = Member(0x3001, "dave", public, (lan, ("10.0.0.2", 4000)))  # the second one is our own: skipped
+    welcome = encode_datagram(KIND_RENDEZVOUS, SESSION, Introducer.ID, encode_message(Welcome(public, (dave,))))
+    node.receive_datagram(welcome, HOST_ADDR, 0.01)
+    node.handle_timer(0.01)
+    probed = {a for d, a in node.datagrams_to_send(0.01) if decode_datagram_untrusted(d)[0].kind == KIND_PEER}
+    assert probed == {public, lan}
+    link = node.links[0x3001]
+    hello = encode_datagram(KIND_PEER, SESSION, 0x3001, encode_peer_body(1, link.epoch, [Hello("dave", 7, False)]))
+    node.receive_datagram(hello, lan, 0.02)  # the LAN answers; the public address never will (no hairpin)
+    assert link.up and link.addr == lan and link.candidates == (public,)
+    node.handle_timer(0.5)
+    assert {a for d, a in node.datagrams_to_send(0.5) if decode_datagram_untrusted(d)[0].kind == KIND_PEER} == {lan}

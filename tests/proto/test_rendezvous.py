@@ -322,10 +322,12 @@ def test_fuzz_introducer_never_raises(body):
 MESSAGES = [
     Join(SECRET, "alice"),
     Join(b"", "zoë 🦊"),
+    Join(SECRET, "lan", (("10.0.0.5", 4000), ("192.168.1.9", 4000), ("::1", 1))),
     Welcome(A, ()),
     Welcome(C, (Member(1, "host", None), Member(2**64 - 1, "世界", ("10.1.2.3", 65535)), Member(3, "v6", C))),
     Reject("the name 'alice' is already taken"),
     PeerJoined(Member(7, "bob", B)),
+    PeerJoined(Member(9, "office", B, (("10.0.0.5", 4000),))),
     PeerJoined(Member(8, "local", None)),
     PeerLeft(2**64 - 1),
     Leave(),
@@ -353,6 +355,25 @@ def test_codec_limits():
         decode_message_untrusted(encode_message(Join(b"k" * 65, "a")))
     with pytest.raises(DecodeError, match="unknown rendezvous message 0"):
         decode_message_untrusted(b"\x00")
+    five = tuple((f"10.0.0.{i}", 1) for i in range(5))
+    with pytest.raises(DecodeError, match="5 local addresses"):
+        decode_message_untrusted(encode_message(Join(SECRET, "a", five)))
+
+
+def test_local_addresses_from_join_reach_the_others():
+    """Peers behind one NAT need each other's LAN addresses: the one the introducer
+    saw is the NAT's, which most NATs do not route back inside."""
+    h = Harness()
+    lan = (("10.0.0.5", 4000),)
+    h.join(1, "alice", A, 0.0)
+    h.out()
+    h.send(2, Join(SECRET, "bob", lan), B, 0.1)
+    joined = [(m, to) for m, to in h.out() if isinstance(m, PeerJoined)]
+    assert joined == [(PeerJoined(Member(2, "bob", B, lan)), A)]
+    assert PeerJoined(Member(2, "bob", B, lan)) in h.take_sink()  # the host's own peer too
+    h.join(3, "carol", C, 0.2)
+    (welcome,) = [m for m, to in h.out() if isinstance(m, Welcome) and to == C]
+    assert Member(2, "bob", B, lan) in welcome.members
 
 
 @_FUZZ
