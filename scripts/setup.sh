@@ -3,7 +3,7 @@
 # installs nothing, touches no network and takes about a second.
 #
 #   scripts/setup.sh [--test]  everything the test suite needs (the default):
-#                              tmux, iproute2, nftables (the NAT lab), node + npm, nix-instantiate,
+#                              tmux, iproute2, nftables + coturn (the NAT lab), node + npm, nix-instantiate,
 #                              .venv with -e '.[test]', tests/yjs/node_modules
 #   scripts/setup.sh --demo    runtime only: tmux, .venv with -e '.[nvim]' (Neovim)
 set -euo pipefail
@@ -24,6 +24,7 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || apt_needed+=(python3-venv)
 if [[ $mode == --test ]]; then
   need ip iproute2
   need nft nftables
+  need turnserver coturn
   need nix-instantiate nix-bin
   need node nodejs npm
   command -v node >/dev/null 2>&1 && need npm npm

@@ -13,6 +13,8 @@ import time
 import traceback
 
 from ..proto import events as ev
+from ..proto import natclass
+from ..proto.natclass import NatReport
 from ..proto.rendezvous import InviteAnswered, InviteExpired
 from ..proto.token import BadToken, PeerToken, SessionToken
 from .session import Session, SessionFactory
@@ -134,6 +136,9 @@ class CoVimPlugin:
             self.report(f"'{event.name}' {event.reason}", "WarningMsg")
         elif isinstance(event, ev.Problem):
             self.report(event.text, "WarningMsg")
+        elif isinstance(event, NatReport):
+            bad = event.kind in ("", natclass.SYMMETRIC, natclass.FIREWALL, natclass.BLOCKED)
+            self.report(event.text, "WarningMsg" if bad else "None")
 
     def _stop(self) -> None:
         session = self.session
@@ -251,6 +256,10 @@ class CoVimPlugin:
             lines.append(f"  {peer['name']:<16} {peer['addr']:<22} {peer['path']:<7} rtt {rtt}")
         if not status["peers"]:
             lines.append("  no peers")
+        if status.get("public_addr"):
+            lines.append(f"  public address {status['public_addr']} (as the host sees it)")
+        if status.get("nat"):
+            lines.append(f"  NAT type: {status['nat']}")
         self.nvim.api.echo([["\n".join(lines), "None"]], True, {})
 
     @guarded
@@ -271,6 +280,8 @@ class CoVimPlugin:
             "pending_remote": len(bridge.pending) if bridge else 0,
             "resyncs": bridge.resyncs if bridge else 0,
             "dropped": s.node.dropped,
+            "public_addr": f"{s.node.observed[0]}:{s.node.observed[1]}" if s.node.observed else "",
+            "nat": s.nat.kind if s.nat is not None else "",  # pystun3's name; "" until checked (g:covim_stun)
         }
 
     @guarded

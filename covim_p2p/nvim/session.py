@@ -12,11 +12,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..io.natclass import classify_in_thread
 from ..io.udp import UdpDriver, bind_udp
 from ..proto.hoststack import HostStack
+from ..proto.invite import InviteWaiter
+from ..proto.natclass import NatReport
 from ..proto.node import JOIN_TIMEOUT, PeerNode
 from ..proto.rendezvous import Introducer
-from ..proto.invite import InviteWaiter
 from ..proto.token import SECRET_LEN, PeerToken, SessionToken
 from .bridge import BufferBridge
 from .trio_host import TrioHost
@@ -42,6 +44,17 @@ def advertised_ips(bind_host: str, configured: Any) -> list[str]:
     return ips[:3] + ["127.0.0.1"]
 
 
+def stun_server(configured: Any) -> tuple[str, int] | None:
+    """``g:covim_stun``: "host" or "host:port" (3478), or unset/empty for no NAT check."""
+    text = str(configured or "").strip()
+    if not text:
+        return None
+    host, _, port = text.rpartition(":") if ":" in text else (text, "", "3478")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"g:covim_stun must be 'host' or 'host:port', not {text!r}")
+    return host, int(port)
+
+
 def local_candidates(sock: socket.socket) -> tuple[tuple[str, int], ...]:
     """Where peers on our LAN can reach this socket: its own address, or this machine's."""
     ip, port = sock.getsockname()[:2]
@@ -60,6 +73,7 @@ class Session:
     scope: Any = None
     stopped: bool = False
     extra: dict = field(default_factory=dict)
+    nat: NatReport | None = None  # set when the STUN check (g:covim_stun) has an answer
 
     @property
     def token_text(self) -> str:
@@ -172,7 +186,23 @@ class SessionFactory:
 
         session.scope = scope if reuse else self._spawn(driver)
         driver.poke()
+        try:
+            server = stun_server(self.nvim.vars.get("covim_stun"))
+        except ValueError as exc:
+            self.report(f"{exc}; no NAT check", "WarningMsg")
+            server = None
+        if server is not None:
+            session.extra["nat_scope"] = self._check_nat(session, sock.getsockname()[0], server)
         return session
+
+    def _check_nat(self, session: Session, local_ip: str, server: tuple[str, int]) -> Any:
+        """In the background: the answer is news for :messages and CoVimStatus, never a wait."""
+        async def check() -> None:
+            session.nat = await classify_in_thread(local_ip, server)
+            if not session.stopped:
+                self.on_event(session, session.nat)
+
+        return self.trio.spawn(check, "NAT check")
 
     def _drain(self, session: Session) -> None:
         node = session.node
@@ -210,4 +240,6 @@ class SessionFactory:
             session.bridge.close()
         if session.scope is not None:
             self.trio.cancel(session.scope)
+        if session.extra.get("nat_scope") is not None:
+            self.trio.cancel(session.extra["nat_scope"])
 

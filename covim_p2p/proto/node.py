@@ -87,6 +87,7 @@ class PeerNode:
         self._next_join = now
         self._cursor: tuple[int, int] | None = None
         self._last_epoch = 0
+        self.observed: Addr | None = None  # our public address as the introducer saw it (WELCOME)
         self._reported_down: set[int] = set()  # peers whose loss the user was told about
         self._lost: dict[int, float] = {}  # peer id -> until when we keep probing it again
         self._awareness_dirty = True
@@ -198,6 +199,7 @@ class PeerNode:
         if self.state in ("left", "failed"):
             return
         if isinstance(msg, Welcome):
+            self.observed = msg.observed
             if self.state == "joining":
                 self.state = "joined"
                 self._introducer_addr = addr

@@ -24,9 +24,12 @@ nothing here can ever be a real address, and nothing leaves the namespaces).
   conntrack would record the peer's first packet, and the client's next send
   would get a new port: a port-restricted NAT would turn symmetric.
 
+``stun_server(octet)`` runs coturn (STUN with CHANGE-REQUEST, and TURN) on a
+public host with two addresses.
+
 Processes are started inside a namespace with ``ip netns exec``; ``close()``
 kills what is left in the lab's namespaces and deletes them.  Needs root, and
-``ip`` and ``nft`` (scripts/setup.sh installs them).
+``ip``, ``nft`` and ``turnserver`` (scripts/setup.sh installs them).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
+import time
 from dataclasses import dataclass
 
 WAN = "203.0.113"
@@ -65,7 +70,7 @@ def missing() -> str | None:
     """Why the lab cannot run here, or None."""
     if os.geteuid() != 0:
         return "the NAT lab needs root (network namespaces and nftables)"
-    for tool in ("ip", "nft"):
+    for tool in ("ip", "nft", "turnserver"):
         if shutil.which(tool) is None:
             return f"the NAT lab needs `{tool}` (bash scripts/setup.sh installs it)"
     return None
@@ -105,6 +110,7 @@ class NatLab:
         self.namespaces: list[str] = []
         self._links = 0
         self._lans: dict[str, tuple[int, int]] = {}  # router namespace -> (LAN number, addresses used)
+        self._cleanup: list = []
         try:
             self.inet = self._namespace("inet")
             no_bridge_netfilter(self.inet)
@@ -145,6 +151,29 @@ class NatLab:
         ip = self._wan(ns, octet)
         return Host(ns, ip, ip)
 
+    def stun_server(self, octet: int) -> Host:
+        """coturn on a public host with two addresses (``octet`` and ``octet + 1``), which
+        RFC 3489 classification needs for CHANGE-REQUEST; it listens on port 3478."""
+        host = self.public("stun", octet)
+        second = f"{WAN}.{octet + 1}"
+        run("ip", "-n", host.netns, "addr", "add", f"{second}/24", "dev", "wan")
+        db = tempfile.mkdtemp(prefix="covim-turndb-")
+        self._cleanup.append(lambda: shutil.rmtree(db, ignore_errors=True))
+        log = os.path.join(db, "turnserver.log")
+        with open(log, "w") as out:
+            proc = subprocess.Popen(host.argv("turnserver", "-n", f"--listening-ip={host.ip}",
+                                              f"--listening-ip={second}", "--listening-port=3478", "--no-tls",
+                                              "--no-dtls", "--no-cli", f"--userdb={db}/turndb",
+                                              f"--pidfile={db}/turnserver.pid", "--log-file=stdout", "--simple-log"),
+                                    stdout=out, stderr=subprocess.STDOUT)
+        self._cleanup.append(proc.kill)
+        deadline = time.monotonic() + 10
+        while "Total General servers" not in open(log).read():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"coturn did not start: {open(log).read()[-500:]}")
+            time.sleep(0.02)
+        return host
+
     def behind_nat(self, name: str, kind: str, octet: int, lan: int) -> Host:
         if kind not in KINDS:
             raise ValueError(f"unknown NAT kind {kind!r}; known: {', '.join(KINDS)}")
@@ -184,6 +213,9 @@ class NatLab:
         return Host(client, ip, wan_ip, kind)
 
     def close(self) -> None:
+        for undo in reversed(self._cleanup):
+            undo()
+        self._cleanup.clear()
         for ns in reversed(self.namespaces):
             try:
                 pids = run("ip", "netns", "pids", ns).split()

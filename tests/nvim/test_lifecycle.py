@@ -93,6 +93,16 @@ def test_port_in_use_is_one_clear_line(nvim_factory):
         busy.close()
 
 
+def test_a_bad_stun_setting_is_one_line_and_the_session_goes_on(nvim_factory):
+    a = nvim_factory()
+    prepare(a)
+    a.vars["covim_stun"] = "stun.example:notaport"
+    a.command("CoVim host 0 alice")
+    wait_for(lambda: "g:covim_stun must be 'host' or 'host:port'" in messages(a), 3, what="the setting's message")
+    _no_traceback(a)
+    assert status(a)["state"] == "joined" and status(a)["nat"] == ""
+
+
 def test_bad_token_and_bad_commands_are_one_clear_line(nvim_factory):
     a = nvim_factory()
     prepare(a)
