@@ -20,6 +20,7 @@ from ..proto.natclass import NatReport
 from ..proto.node import JOIN_TIMEOUT, PeerNode
 from ..proto.rendezvous import Introducer
 from ..proto.token import SECRET_LEN, PeerToken, SessionToken
+from ..proto.turn import TurnClient
 from .bridge import BufferBridge
 from .trio_host import TrioHost
 
@@ -53,6 +54,25 @@ def stun_server(configured: Any) -> tuple[str, int] | None:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"g:covim_stun must be 'host' or 'host:port', not {text!r}")
     return host, int(port)
+
+
+def turn_settings(configured: Any) -> tuple[str, str, tuple[str, int]] | None:
+    """``g:covim_turn``: "user:password@host[:port]" (3478), or unset/empty for no relay."""
+    text = str(configured or "").strip()
+    if not text:
+        return None
+    creds, at, where = text.rpartition("@")
+    user, colon, password = creds.partition(":")
+    if not at or not colon or not user:
+        raise ValueError("g:covim_turn must be 'user:password@host[:port]'")
+    host, _, port = where.rpartition(":") if ":" in where else (where, "", "3478")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("g:covim_turn must be 'user:password@host[:port]'")
+    try:
+        ip = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
+    except OSError as exc:
+        raise ValueError(f"g:covim_turn: cannot resolve {host} ({exc})") from None
+    return user, password, (ip, int(port))
 
 
 def local_candidates(sock: socket.socket) -> tuple[tuple[str, int], ...]:
@@ -156,11 +176,13 @@ class SessionFactory:
         tick, lines = self.nvim.exec_lua("return require('covim').attach(...)", buf, self.nvim.channel_id)
         now = time.monotonic()
         introducer = Introducer(token.session, token.secret) if host else None
+        relay = self._setting(turn_settings, "covim_turn", "no relay")
+        turn = None if relay is None else TurnClient(relay[2], relay[0], relay[1], secrets.token_bytes, now)
         node = PeerNode(name=name, token=token, peer_id=secrets.randbits(64) | 1,
                         client_id=secrets.randbits(32), now=now,
                         initial_text="\n".join(lines) if host else "", introducer=introducer,
                         join_timeout=float(self.nvim.vars.get("covim_join_timeout", JOIN_TIMEOUT)),
-                        local_addrs=local_candidates(sock))
+                        candidates=local_candidates(sock), turn=turn)
         machine: Any = node
         if introducer is not None:
             introducer._local_sink = node.on_local_rendezvous
@@ -186,14 +208,18 @@ class SessionFactory:
 
         session.scope = scope if reuse else self._spawn(driver)
         driver.poke()
-        try:
-            server = stun_server(self.nvim.vars.get("covim_stun"))
-        except ValueError as exc:
-            self.report(f"{exc}; no NAT check", "WarningMsg")
-            server = None
+        server = self._setting(stun_server, "covim_stun", "no NAT check")
         if server is not None:
             session.extra["nat_scope"] = self._check_nat(session, sock.getsockname()[0], server)
         return session
+
+    def _setting(self, parse: Callable[[Any], Any], var: str, without: str) -> Any:
+        """An optional g:var: its parsed value, or None with one warning line if it is wrong."""
+        try:
+            return parse(self.nvim.vars.get(var))
+        except ValueError as exc:
+            self.report(f"{exc}; {without}", "WarningMsg")
+            return None
 
     def _check_nat(self, session: Session, local_ip: str, server: tuple[str, int]) -> Any:
         """In the background: the answer is news for :messages and CoVimStatus, never a wait."""

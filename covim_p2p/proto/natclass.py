@@ -5,7 +5,8 @@ Which pairs can punch a direct hole follows from RFC 4787's terms: a NAT with
 endpoint-independent mapping (every cone) keeps one public port for all
 destinations, so the address the introducer saw is the one a peer must use;
 a symmetric NAT maps a new port per destination, so only a peer that can
-accept anything (open, full cone) reaches it.  There is no relay yet.
+accept anything (open, full cone) reaches it; the others need a TURN relay
+(``g:covim_turn``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ ADVICE = {
     FULL_CONE: "a full-cone NAT: direct links work with everyone",
     RESTRICTED: "a restricted-cone NAT: direct links work, by hole punching",
     PORT_RESTRICTED: "a port-restricted cone NAT: direct links work, except with peers behind a symmetric NAT",
-    SYMMETRIC: "a symmetric NAT: direct links work only with open or full-cone peers (there is no relay yet); "
-               "edits from others still reach you through the host's periodic sync",
+    SYMMETRIC: "a symmetric NAT: direct links work only with open or full-cone peers; set g:covim_turn to relay "
+               "to the others (without it their edits reach you only through the host's periodic sync)",
     FIREWALL: "a firewall that only lets answers in: direct links work only with open peers",
     BLOCKED: "no answer from the STUN server: UDP may be blocked, or the server is down",
 }

@@ -19,6 +19,11 @@ Rules of the machine:
   ``REPROBE_WINDOW``: once introduced, peers find each other again after an
   outage or a laptop's sleep even when the host is gone.  A peer that said
   goodbye, or broke the protocol, is not.
+* With a TURN client (``turn``), the relayed address joins our candidates
+  ``RELAY_DELAY`` after we joined, so direct holes get the first chance; we
+  permit every member's addresses on the relay, datagrams the relay brings
+  are handled like direct ones, and a link that came up through the relay
+  answers through it (``Link.via_relay``).
 * Every link has an epoch (link.py).  A datagram from an older epoch of the
   peer's side is dropped; a newer one restarts our channel and resyncs; DATA
   and ACK addressed to an older epoch of ours are ignored.
@@ -43,12 +48,14 @@ from .events import Event, JoinFailed, Joined, PeerDown, PeerUp, Problem, Synced
 from .framing import (HEADER_LEN, KIND_PEER, KIND_RENDEZVOUS, MAX_DATAGRAM, Ack, Addr, Bye, Data, Frame, Hello,
                       Ping, Pong, decode_datagram_untrusted, decode_peer_body_untrusted, encode_datagram, encode_frames,
                       encode_peer_body)
-from .link import PING_INTERVAL, PROBE_MAX, RESYNC_INTERVAL, Link
+from .link import PING_INTERVAL, PROBE_FIRST, PROBE_MAX, RESYNC_INTERVAL, Link
 from .messages import (AwarenessUpdate, SessionMessage, SyncStep1, SyncStep2, Update,
                        decode_session_message_untrusted, encode_session_message)
-from .rendezvous import MAX_LOCAL_ADDRS, Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, \
+from .rendezvous import MAX_CANDIDATES, Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, \
     Welcome, decode_message_untrusted, encode_message
+from .stun import looks_like_stun
 from .token import SessionToken
+from .turn import TurnClient
 
 JOIN_TIMEOUT = 10.0
 JOIN_RETRY_FIRST = 0.25
@@ -56,6 +63,7 @@ REFRESH_INTERVAL = 5.0
 AWARENESS_RENEW = 15.0
 AWARENESS_OUTDATED = 30.0
 REPROBE_WINDOW = 300.0
+RELAY_DELAY = 1.0
 BODY_BUDGET = MAX_DATAGRAM - HEADER_LEN - 2 * 10  # minus the two epochs, at most 10 bytes each
 
 
@@ -68,7 +76,8 @@ def _is_fatal(exc: BaseException) -> bool:
 class PeerNode:
     def __init__(self, *, name: str, token: SessionToken, peer_id: int, client_id: int,
                  now: float, initial_text: str = "", introducer: Introducer | None = None,
-                 join_timeout: float = JOIN_TIMEOUT, local_addrs: tuple[Addr, ...] = ()) -> None:
+                 join_timeout: float = JOIN_TIMEOUT, candidates: tuple[Addr, ...] = (),
+                 turn: TurnClient | None = None) -> None:
         self.name = name
         self.token = token
         self.peer_id = peer_id
@@ -82,11 +91,15 @@ class PeerNode:
         self._introducer_addr: Addr | None = None
         self._join_started = now
         self.join_timeout = join_timeout
-        self.local_addrs = tuple(local_addrs)[:MAX_LOCAL_ADDRS]  # announced in JOIN: LAN candidates
+        self.candidates = tuple(candidates)[:MAX_CANDIDATES]  # announced in JOIN: LAN candidates
         self._join_interval = JOIN_RETRY_FIRST
         self._next_join = now
         self._cursor: tuple[int, int] | None = None
         self._last_epoch = 0
+        self.turn = turn
+        self.is_host = introducer is not None
+        self._relay_announced = False
+        self._turn_reported = False
         self.observed: Addr | None = None  # our public address as the introducer saw it (WELCOME)
         self._reported_down: set[int] = set()  # peers whose loss the user was told about
         self._lost: dict[int, float] = {}  # peer id -> until when we keep probing it again
@@ -96,7 +109,7 @@ class PeerNode:
         self.synced = introducer is not None  # the host's document is the session's first state
         self._set_awareness(now)
         if introducer is not None:  # we are the host: the introducer lives beside us
-            introducer.add_local_member(peer_id, name, self.local_addrs)
+            introducer.add_local_member(peer_id, name, self.candidates)
             self._introducer_addr = token.addrs[0]
             self.state = "joined"
             self._next_join = float("inf")
@@ -141,9 +154,11 @@ class PeerNode:
         for link in self.links.values():
             body = encode_peer_body(link.epoch, link.peer_epoch, [Bye("left the session")])
             for _ in range(2):
-                self._out.append((encode_datagram(KIND_PEER, self.token.session, self.peer_id, body), link.addr))
+                self._emit(encode_datagram(KIND_PEER, self.token.session, self.peer_id, body), link.addr, link)
         if self._introducer_addr is not None:
             self._send_rendezvous(Leave(), self._introducer_addr)
+        if self.turn is not None:
+            self.turn.close(now)
         self.links.clear()
         self.state = "left"
 
@@ -170,7 +185,8 @@ class PeerNode:
         return out
 
     def peers_status(self) -> list[dict[str, Any]]:
-        return [{"name": link.name, "addr": f"{link.addr[0]}:{link.addr[1]}", "path": "direct",
+        return [{"name": link.name, "addr": f"{link.addr[0]}:{link.addr[1]}",
+                 "path": "relay" if link.via_relay else "direct",
                  "rtt_ms": link.rtt_ms(), "up": link.up}
                 for link in self.links.values()]
 
@@ -178,16 +194,25 @@ class PeerNode:
 
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
         self._now = now
+        if self.turn is not None and addr == self.turn.server and looks_like_stun(data):
+            for peer, inner in self.turn.receive(data, now):
+                self._receive(inner, peer, now, via_relay=True)
+            self._check_relay(now)
+            return
+        self._receive(data, addr, now, via_relay=False)
+
+    def _receive(self, data: bytes, addr: Addr, now: float, via_relay: bool) -> None:
         try:
             header, body = decode_datagram_untrusted(data)
             if header.session != self.token.session or header.sender == self.peer_id:
                 raise DecodeError("not for this session")
             if header.kind == KIND_RENDEZVOUS:
-                if header.sender != Introducer.ID or (addr not in self.token.addrs and addr != self._introducer_addr):
+                if via_relay or header.sender != Introducer.ID or (
+                        addr not in self.token.addrs and addr != self._introducer_addr):
                     raise DecodeError("rendezvous message not from our introducer")
                 self._on_rendezvous(decode_message_untrusted(body), addr, now)
             else:
-                self._on_peer_datagram(header.sender, *decode_peer_body_untrusted(body), addr, now)
+                self._on_peer_datagram(header.sender, *decode_peer_body_untrusted(body), addr, now, via_relay)
         except DecodeError:
             self.dropped += 1
 
@@ -231,13 +256,19 @@ class PeerNode:
                         next_hello=now, last_rx=now, epoch=self._last_epoch)
             self.links[member.peer_id] = link
         if not link.up:  # probe its LAN addresses too: the one the introducer saw may not lead back in
-            link.candidates = tuple(a for a in member.local_addrs if a != link.addr and a not in self.local_addrs)
+            fresh = tuple(a for a in member.candidates if a != link.addr and a not in self.candidates)
+            if set(fresh) - set(link.candidates):  # new ways in (a relay announced late): probe them now
+                link.next_hello, link.hello_interval = now, PROBE_FIRST
+            link.candidates = fresh
+        if self.turn is not None:  # it may have to reach us through our relay
+            for ip in {a[0] for a in (link.addr, *member.candidates)}:
+                self.turn.permit(ip, now)
         if member.addr is None:
             link.is_host = True
         return link
 
     def _on_peer_datagram(self, sender: int, src_epoch: int, dst_epoch: int, frames: list[Frame],
-                          addr: Addr, now: float) -> None:
+                          addr: Addr, now: float, via_relay: bool = False) -> None:
         if self.state != "joined":
             self.dropped += 1
             return
@@ -265,6 +296,7 @@ class PeerNode:
         if not link.up and addr != link.addr:  # a candidate answered: keep the others for a re-probe
             link.candidates = tuple(a for a in (link.addr, *link.candidates) if a != addr)
         link.addr = addr
+        link.via_relay = via_relay
         link.last_rx = now
         if not link.up:
             self._link_up(link, now)
@@ -370,6 +402,12 @@ class PeerNode:
         if self.state == "joining":
             times.append(self._join_started + self.join_timeout)
         times.append(self._next_awareness)
+        if self.turn is not None:
+            t = self.turn.get_timer()
+            if t is not None:
+                times.append(t)
+            if self.turn.state == "ready" and not self._relay_announced:
+                times.append(self._join_started + RELAY_DELAY)
         return min(times)
 
     def handle_timer(self, now: float) -> None:
@@ -381,9 +419,12 @@ class PeerNode:
             where = ", ".join(f"{a[0]}:{a[1]}" for a in self.token.addrs)
             self._events.append(JoinFailed(f"no answer from the host at {where} after {self.join_timeout:g} s"))
             return
+        if self.turn is not None:
+            self.turn.handle_timer(now)
+            self._check_relay(now)
         if now >= self._next_join:
             for addr in ([self._introducer_addr] if self._introducer_addr else self.token.addrs):
-                self._send_rendezvous(Join(self.token.secret, self.name, self.local_addrs), addr)
+                self._send_rendezvous(Join(self.token.secret, self.name, self.candidates), addr)
             if self.state == "joining":
                 self._next_join = now + self._join_interval
                 self._join_interval = min(self._join_interval * 2, 2.0)
@@ -412,6 +453,19 @@ class PeerNode:
                 link.next_hello = now + link.hello_interval
                 link.hello_interval = min(link.hello_interval * 2, PROBE_MAX)
 
+    def _check_relay(self, now: float) -> None:
+        """Announce the relayed address once it exists and direct holes had their chance."""
+        turn = self.turn
+        assert turn is not None
+        if turn.state == "failed" and not self._turn_reported and turn.problem != "closed":
+            self._turn_reported = True
+            self._events.append(Problem(turn.problem))
+        if (turn.state == "ready" and not self._relay_announced and turn.relayed is not None
+                and now >= self._join_started + RELAY_DELAY and self.state == "joined" and not self.is_host):
+            self._relay_announced = True
+            self.candidates = (*self.candidates[:MAX_CANDIDATES - 1], turn.relayed)
+            self._next_join = now  # tell the introducer, which tells everyone
+
     def _expire_awareness(self, now: float) -> None:
         aw = self.document.awareness
         stale = [c for c, meta in aw.meta.items()
@@ -431,6 +485,13 @@ class PeerNode:
             if link.up:
                 link.channel.send(raw)
 
+    def _emit(self, datagram: bytes, addr: Addr, link: Link | None) -> None:
+        """Queue a peer datagram, through our relay if the link came up that way."""
+        if link is not None and link.via_relay and self.turn is not None and self.turn.state == "ready":
+            self._out.append((self.turn.wrap(datagram, addr), self.turn.server))
+        else:
+            self._out.append((datagram, addr))
+
     def _send_rendezvous(self, msg: Message, addr: Addr) -> None:
         self._out.append((encode_datagram(KIND_RENDEZVOUS, self.token.session, self.peer_id, encode_message(msg)), addr))
 
@@ -440,11 +501,11 @@ class PeerNode:
         for frame in frames:
             encoded = encode_frames([frame])
             if body and len(body) + len(encoded) > BODY_BUDGET:
-                self._out.append((encode_datagram(KIND_PEER, self.token.session, self.peer_id, epochs + body), addr))
+                self._emit(encode_datagram(KIND_PEER, self.token.session, self.peer_id, epochs + body), addr, link)
                 body = bytearray()
             body += encoded
         if body:
-            self._out.append((encode_datagram(KIND_PEER, self.token.session, self.peer_id, epochs + body), addr))
+            self._emit(encode_datagram(KIND_PEER, self.token.session, self.peer_id, epochs + body), addr, link)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         self._now = now
@@ -469,5 +530,7 @@ class PeerNode:
                 if not link.up:
                     for addr in link.candidates:
                         self._send_frames(frames, addr, link)
+        if self.turn is not None:
+            self._out += [(d, self.turn.server) for d in self.turn.datagrams_to_send()]
         out, self._out = self._out, []
         return out

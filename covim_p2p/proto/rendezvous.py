@@ -1,11 +1,12 @@
 """Rendezvous messages between peers and the introducer, and the introducer machine.
 
 The introducer only introduces: it keeps the list of members (name, observed
-address, the local addresses they announced), tells every newcomer about every
-member and every member about the newcomer.  Edits never pass through it, so
-when the host leaves the mesh goes on.  The local addresses matter for peers
-behind one NAT: most NATs do not hairpin, so the address the introducer saw
-does not lead back inside, while the LAN address does.
+address, the candidate addresses they announced), tells every newcomer about
+every member and every member about the newcomer.  Edits never pass through
+it, so when the host leaves the mesh goes on.  Candidates are where a member
+can be reached besides the address the introducer saw: its LAN addresses
+(most NATs do not hairpin, so peers behind one NAT need those) and its TURN
+relay address (for peers no hole punch reaches).
 
 Rules of the introducer:
 
@@ -39,7 +40,7 @@ INVITE_TIMEOUT = 15.0
 MEMBER_TIMEOUT = 20.0
 MAX_MEMBERS = 64
 MAX_NAME = 64
-MAX_LOCAL_ADDRS = 4
+MAX_CANDIDATES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +48,14 @@ class Member:
     peer_id: int
     name: str
     addr: Addr | None  # None: the member shares the introducer's address
-    local_addrs: tuple[Addr, ...] = ()  # where it listens, as it sees itself (LAN candidates)
+    candidates: tuple[Addr, ...] = ()  # its LAN addresses, then its TURN relay address, if any
 
 
 @dataclass(frozen=True, slots=True)
 class Join:
     secret: bytes
     name: str
-    local_addrs: tuple[Addr, ...] = ()
+    candidates: tuple[Addr, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +116,8 @@ def _write_addrs(w: Writer, addrs: tuple[Addr, ...]) -> None:
 
 def _read_addrs(r: Reader) -> tuple[Addr, ...]:
     n = r.uint()
-    if n > MAX_LOCAL_ADDRS:
-        raise DecodeError(f"{n} local addresses (at most {MAX_LOCAL_ADDRS})")
+    if n > MAX_CANDIDATES:
+        raise DecodeError(f"{n} candidate addresses (at most {MAX_CANDIDATES})")
     return tuple(read_addr(r) for _ in range(n))
 
 
@@ -127,7 +128,7 @@ def _write_member(w: Writer, m: Member) -> None:
     else:
         w.u8(1)
         write_addr(w, m.addr)
-    _write_addrs(w, m.local_addrs)
+    _write_addrs(w, m.candidates)
 
 
 def _read_member(r: Reader) -> Member:
@@ -140,7 +141,7 @@ def encode_message(msg: Message) -> bytes:
     w = Writer()
     if isinstance(msg, Join):
         w.u8(R_JOIN).blob(msg.secret).text(msg.name)
-        _write_addrs(w, msg.local_addrs)
+        _write_addrs(w, msg.candidates)
     elif isinstance(msg, Welcome):
         w.u8(R_WELCOME)
         write_addr(w, msg.observed)
@@ -222,9 +223,9 @@ class Introducer:
     def invite(self, addrs: tuple[Addr, ...], nonce: bytes, session_token: str, now: float) -> None:
         self._invites[nonce] = [addrs, session_token, now, 0.1, now + INVITE_TIMEOUT]
 
-    def add_local_member(self, peer_id: int, name: str, local_addrs: tuple[Addr, ...] = ()) -> None:
+    def add_local_member(self, peer_id: int, name: str, candidates: tuple[Addr, ...] = ()) -> None:
         self._local = peer_id
-        self._members[peer_id] = _Entry(Member(peer_id, name, None, local_addrs[:MAX_LOCAL_ADDRS]), float("inf"))
+        self._members[peer_id] = _Entry(Member(peer_id, name, None, candidates[:MAX_CANDIDATES]), float("inf"))
 
     def remove_local_member(self) -> None:
         if self._local is not None:
@@ -285,7 +286,7 @@ class Introducer:
         if known is None and len(self._members) >= MAX_MEMBERS:
             self._reply(Reject(f"the session is full ({MAX_MEMBERS} peers)"), addr)
             return
-        member = Member(sender, name, addr, msg.local_addrs)
+        member = Member(sender, name, addr, msg.candidates)
         self._members[sender] = _Entry(member, now)
         others = tuple(e.member for pid, e in self._members.items() if pid != sender)
         self._reply(Welcome(addr, others), addr)

@@ -43,6 +43,7 @@ import time
 from dataclasses import dataclass
 
 WAN = "203.0.113"
+TURN_USER, TURN_PASSWORD, TURN_REALM = "covim", "relay-secret", "covim.lab"
 KINDS = ("port-restricted", "symmetric")
 
 NAT_RULES = """
@@ -153,7 +154,8 @@ class NatLab:
 
     def stun_server(self, octet: int) -> Host:
         """coturn on a public host with two addresses (``octet`` and ``octet + 1``), which
-        RFC 3489 classification needs for CHANGE-REQUEST; it listens on port 3478."""
+        RFC 3489 classification needs for CHANGE-REQUEST; it listens on port 3478 and
+        relays (TURN) for TURN_USER / TURN_PASSWORD."""
         host = self.public("stun", octet)
         second = f"{WAN}.{octet + 1}"
         run("ip", "-n", host.netns, "addr", "add", f"{second}/24", "dev", "wan")
@@ -164,6 +166,8 @@ class NatLab:
             proc = subprocess.Popen(host.argv("turnserver", "-n", f"--listening-ip={host.ip}",
                                               f"--listening-ip={second}", "--listening-port=3478", "--no-tls",
                                               "--no-dtls", "--no-cli", f"--userdb={db}/turndb",
+                                              "--lt-cred-mech", f"--user={TURN_USER}:{TURN_PASSWORD}",
+                                              f"--realm={TURN_REALM}",
                                               f"--pidfile={db}/turnserver.pid", "--log-file=stdout", "--simple-log"),
                                     stdout=out, stderr=subprocess.STDOUT)
         self._cleanup.append(proc.kill)

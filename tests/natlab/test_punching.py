@@ -6,8 +6,11 @@ mapping), both send HELLO there, and each NAT lets the other's packets in once
 its own client has sent to that address: the classic simultaneous open.
 A symmetric NAT maps a new port for every destination, so the address the
 introducer saw is not the one the other peer must use: no direct link forms
-(the relay that would carry it is not built yet), and edits still reach
-everyone, late, through the host's periodic state-vector resync.
+(without ``g:covim_turn`` there is no relay to carry it), and edits still reach
+everyone, late, through the host's periodic state-vector resync.  With a TURN
+server, the symmetric peer's relayed address becomes a candidate and the link
+forms through it.  Two peers behind one NAT (no hairpinning) link over their
+LAN addresses.
 """
 
 from __future__ import annotations
@@ -42,25 +45,36 @@ def lab():
         yield lab
 
 
-def session(nvim_factory, lab: NatLab, bob_nat: str, carol_nat: str):
-    hosts = {"alice": lab.public("alice", 10), "bob": lab.behind_nat("bob", bob_nat, 21, 1),
-             "carol": lab.behind_nat("carol", carol_nat, 22, 2)}
+def session(nvim_factory, lab: NatLab, bob_nat: str = "", carol_nat: str = "", *, hosts: dict | None = None,
+            lines: tuple[str, ...] = ("shared through two NATs",), settings: dict | None = None):
+    """alice hosts from the lab's public side, everyone else in ``hosts`` connects;
+    ``settings``: {name: {g:var: value}} set before the commands."""
+    hosts = hosts or {"alice": lab.public("alice", 10), "bob": lab.behind_nat("bob", bob_nat, 21, 1),
+                      "carol": lab.behind_nat("carol", carol_nat, 22, 2)}
     nvims = {name: start(nvim_factory, h) for name, h in hosts.items()}
+    for name, values in (settings or {}).items():
+        for var, value in values.items():
+            nvims[name].vars[var] = value
     a = nvims["alice"]
     a.vars["covim_host_addr"] = hosts["alice"].ip
-    a.current.buffer[:] = ["shared through two NATs"]
+    a.current.buffer[:] = list(lines)
     a.command("CoVim host 0 alice")
     token = a.vars["covim_token"]
-    for name in ("bob", "carol"):
-        nvims[name].command(f"CoVim connect {token} {name}")
+    for name in hosts:
+        if name != "alice":
+            nvims[name].command(f"CoVim connect {token} {name}")
     return hosts, nvims
+
+
+def wait_full_mesh(nvims, what: str) -> None:
+    wait_for(lambda: all(len(status(v)["peers"]) == len(nvims) - 1 and status(v)["synced"] for v in nvims), 15,
+             what=what)
 
 
 def test_two_peers_behind_port_restricted_nats_link_directly(nvim_factory, lab):
     hosts, nvims = session(nvim_factory, lab, "port-restricted", "port-restricted")
     a, b, c = nvims["alice"], nvims["bob"], nvims["carol"]
-    wait_for(lambda: all(len(status(v)["peers"]) == 2 and status(v)["synced"] for v in (a, b, c)), 15,
-             what="a full mesh across two NATs")
+    wait_full_mesh([a, b, c], "a full mesh across two NATs")
     # bob reaches carol at her NAT's public address, not at her LAN address or via alice
     assert peers_of(b)["carol"].startswith(hosts["carol"].public_ip + ":")
     assert peers_of(c)["bob"].startswith(hosts["bob"].public_ip + ":")
@@ -89,17 +103,33 @@ def test_two_peers_behind_one_nat_link_over_their_lan(nvim_factory, lab):
     nowhere from bob's side of the NAT. The LAN addresses they announced in JOIN do."""
     alice_at, bob_at = lab.public("alice", 10), lab.behind_nat("bob", "port-restricted", 21, 1)
     dave_at = lab.neighbour(bob_at, "dave")
-    a, b, d = (start(nvim_factory, h) for h in (alice_at, bob_at, dave_at))
-    a.vars["covim_host_addr"] = alice_at.ip
-    a.current.buffer[:] = ["one office"]
-    a.command("CoVim host 0 alice")
-    token = a.vars["covim_token"]
-    b.command(f"CoVim connect {token} bob")
-    d.command(f"CoVim connect {token} dave")
-    wait_for(lambda: all(len(status(v)["peers"]) == 2 and status(v)["synced"] for v in (a, b, d)), 15,
-             what="a full mesh with two peers behind one NAT")
+    _, nvims = session(nvim_factory, lab, hosts={"alice": alice_at, "bob": bob_at, "dave": dave_at},
+                       lines=("one office",))
+    a, b, d = nvims["alice"], nvims["bob"], nvims["dave"]
+    wait_full_mesh([a, b, d], "a full mesh with two peers behind one NAT")
     assert peers_of(b)["dave"].startswith(dave_at.ip + ":")  # the LAN address
     assert peers_of(d)["bob"].startswith(bob_at.ip + ":")
     assert peers_of(a)["dave"].startswith(bob_at.public_ip + ":")  # alice sees them both at the NAT
     type_keys(d, "Godave<Esc>")
     assert wait_converged([a, b, d], timeout=10) == ["one office", "dave"]
+
+
+def test_a_symmetric_nat_links_through_the_turn_relay(nvim_factory, lab):
+    """carol (symmetric NAT) allocates a relay on coturn; after RELAY_DELAY its address
+    joins her candidates, bob's probes reach her through it, and edits flow at once."""
+    from lab import TURN_PASSWORD, TURN_USER
+    server = lab.stun_server(40)
+    hosts, nvims = session(nvim_factory, lab, "port-restricted", "symmetric", lines=("relayed",),
+                           settings={"carol": {"covim_turn": f"{TURN_USER}:{TURN_PASSWORD}@{server.ip}:3478"}})
+    a, b, c = nvims["alice"], nvims["bob"], nvims["carol"]
+    wait_full_mesh([a, b, c], "a full mesh, bob and carol through the relay")
+    (to_bob,) = [p for p in status(c)["peers"] if p["name"] == "bob"]
+    assert to_bob["path"] == "relay" and to_bob["addr"].startswith(hosts["bob"].public_ip + ":")
+    assert peers_of(b)["carol"].startswith(server.ip + ":")  # bob talks to carol's relayed address
+    for p in status(c)["peers"]:
+        if p["name"] == "alice":
+            assert p["path"] == "direct"  # alice is public: no relay needed
+    type_keys(b, "Gobob<Esc>")
+    wait_for(lambda: shared_lines(c) == ["relayed", "bob"], 2, what="bob's line at carol, well before a resync")
+    type_keys(c, "Gocarol<Esc>")
+    assert wait_converged([a, b, c], timeout=5) == ["relayed", "bob", "carol"]

@@ -779,10 +779,10 @@ def test_edits_made_offline_merge_when_the_network_comes_back():
 
 def test_a_probing_link_tries_the_peers_lan_addresses_and_keeps_the_one_that_answers():
     node = PeerNode(name="bob", token=TOKEN, peer_id=0x2001, client_id=0x2001, now=0.0,
-                    local_addrs=(("10.0.0.2", 4000),))
+                    candidates=(("10.0.0.2", 4000),))
     node.handle_timer(0.0)
     joins = [decode_message_untrusted(decode_datagram_untrusted(d)[1]) for d, a in node.datagrams_to_send(0.0)]
-    assert joins and all(j.local_addrs == (("10.0.0.2", 4000),) for j in joins)  # announced in JOIN
+    assert joins and all(j.candidates == (("10.0.0.2", 4000),) for j in joins)  # announced in JOIN
     public, lan = ("203.0.113.21", 4000), ("10.0.0.3", 4000)
     dave = Member(0x3001, "dave", public, (lan, ("10.0.0.2", 4000)))  # the second one is our own: skipped
     welcome = encode_datagram(KIND_RENDEZVOUS, SESSION, Introducer.ID, encode_message(Welcome(public, (dave,))))

@@ -355,9 +355,9 @@ def test_codec_limits():
         decode_message_untrusted(encode_message(Join(b"k" * 65, "a")))
     with pytest.raises(DecodeError, match="unknown rendezvous message 0"):
         decode_message_untrusted(b"\x00")
-    five = tuple((f"10.0.0.{i}", 1) for i in range(5))
-    with pytest.raises(DecodeError, match="5 local addresses"):
-        decode_message_untrusted(encode_message(Join(SECRET, "a", five)))
+    six = tuple((f"10.0.0.{i}", 1) for i in range(6))
+    with pytest.raises(DecodeError, match="6 candidate addresses"):
+        decode_message_untrusted(encode_message(Join(SECRET, "a", six)))
 
 
 def test_local_addresses_from_join_reach_the_others():
