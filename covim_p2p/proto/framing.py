@@ -6,9 +6,9 @@ Layout of every covim datagram (see docs/protocol.md)::
 
 ``kind`` separates rendezvous traffic (peer <-> introducer) from peer traffic
 (peer <-> peer), so one UDP socket can carry both and a STUN packet (which
-starts with 0x00/0x01) can never be mistaken for ours.  The body of a PEER
-datagram is a sequence of frames; the future crypto layer seals exactly that
-body (header as associated data), so nothing here changes when it lands.
+starts with 0x00/0x01) can never be mistaken for ours.  On the wire the body
+is sealed (seal.py, header as associated data); inside, a PEER body is the
+link epochs and a sequence of frames.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from .codec import DecodeError, Reader, Writer, read_blob, read_text, read_varuint, truncated, write_varuint
 
 MAGIC = b"CV"
-VERSION = 2
+VERSION = 3
 KIND_RENDEZVOUS = 1
 KIND_PEER = 2
 _HEADER = struct.Struct("!2sBBQQ")

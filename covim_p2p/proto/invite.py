@@ -13,7 +13,8 @@ from __future__ import annotations
 import hmac
 
 from .codec import DecodeError
-from .framing import KIND_RENDEZVOUS, Addr, decode_datagram_untrusted, encode_datagram
+from .framing import KIND_RENDEZVOUS, Addr
+from .seal import invite_seal
 from .rendezvous import Introducer, Invite, InviteAck, decode_message_untrusted, encode_message
 from .token import BadToken, SessionToken
 
@@ -21,6 +22,7 @@ from .token import BadToken, SessionToken
 class InviteWaiter:
     def __init__(self, nonce: bytes, peer_id: int) -> None:
         self.nonce = nonce
+        self._seal = invite_seal(nonce)  # the invitation carries the session token: never in clear
         self.peer_id = peer_id
         self.invited: SessionToken | None = None
         self.inviter: Addr | None = None
@@ -29,7 +31,7 @@ class InviteWaiter:
 
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
         try:
-            header, body = decode_datagram_untrusted(data)
+            header, body = self._seal.open_untrusted(data)
             if header.kind != KIND_RENDEZVOUS or header.sender != Introducer.ID:
                 raise DecodeError("not an invitation")
             msg = decode_message_untrusted(body)
@@ -40,7 +42,7 @@ class InviteWaiter:
             self.dropped += 1
             return
         ack = encode_message(InviteAck(self.nonce))
-        self._out.append((encode_datagram(KIND_RENDEZVOUS, header.session, self.peer_id, ack), addr))
+        self._out.append((self._seal.seal(KIND_RENDEZVOUS, header.session, self.peer_id, ack), addr))
         if self.invited is None:
             # The host's introducer answered from ``addr``: that address certainly works.
             addrs = (addr, *[a for a in token.addrs if a != addr])[:8]

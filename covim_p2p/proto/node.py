@@ -46,13 +46,15 @@ from .codec import DecodeError
 from .document import SharedDocument
 from .events import Event, JoinFailed, Joined, PeerDown, PeerUp, Problem, Synced
 from .framing import (HEADER_LEN, KIND_PEER, KIND_RENDEZVOUS, MAX_DATAGRAM, Ack, Addr, Bye, Data, Frame, Hello,
-                      Ping, Pong, decode_datagram_untrusted, decode_peer_body_untrusted, encode_datagram, encode_frames,
+                      Ping, Pong, decode_peer_body_untrusted, encode_frames,
                       encode_peer_body)
 from .link import PING_INTERVAL, PROBE_FIRST, PROBE_MAX, RESYNC_INTERVAL, Link
 from .messages import (AwarenessUpdate, SessionMessage, SyncStep1, SyncStep2, Update,
                        decode_session_message_untrusted, encode_session_message)
 from .rendezvous import MAX_CANDIDATES, Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, \
     Welcome, decode_message_untrusted, encode_message
+from .seal import OVERHEAD as SEAL_OVERHEAD
+from .seal import session_seal
 from .stun import looks_like_stun
 from .token import SessionToken
 from .turn import TurnClient
@@ -64,7 +66,7 @@ AWARENESS_RENEW = 15.0
 AWARENESS_OUTDATED = 30.0
 REPROBE_WINDOW = 300.0
 RELAY_DELAY = 1.0
-BODY_BUDGET = MAX_DATAGRAM - HEADER_LEN - 2 * 10  # minus the two epochs, at most 10 bytes each
+BODY_BUDGET = MAX_DATAGRAM - HEADER_LEN - SEAL_OVERHEAD - 2 * 10  # minus the seal and two epochs (<= 10 B each)
 
 
 
@@ -97,6 +99,7 @@ class PeerNode:
         self._cursor: tuple[int, int] | None = None
         self._last_epoch = 0
         self.turn = turn
+        self._seal = session_seal(token.session, token.secret)
         self.is_host = introducer is not None
         self._relay_announced = False
         self._turn_reported = False
@@ -154,7 +157,7 @@ class PeerNode:
         for link in self.links.values():
             body = encode_peer_body(link.epoch, link.peer_epoch, [Bye("left the session")])
             for _ in range(2):
-                self._emit(encode_datagram(KIND_PEER, self.token.session, self.peer_id, body), link.addr, link)
+                self._emit(self._sealed(KIND_PEER, body), link.addr, link)
         if self._introducer_addr is not None:
             self._send_rendezvous(Leave(), self._introducer_addr)
         if self.turn is not None:
@@ -203,7 +206,7 @@ class PeerNode:
 
     def _receive(self, data: bytes, addr: Addr, now: float, via_relay: bool) -> None:
         try:
-            header, body = decode_datagram_untrusted(data)
+            header, body = self._seal.open_untrusted(data)
             if header.session != self.token.session or header.sender == self.peer_id:
                 raise DecodeError("not for this session")
             if header.kind == KIND_RENDEZVOUS:
@@ -417,7 +420,8 @@ class PeerNode:
         if self.state == "joining" and now >= self._join_started + self.join_timeout:
             self.state = "failed"
             where = ", ".join(f"{a[0]}:{a[1]}" for a in self.token.addrs)
-            self._events.append(JoinFailed(f"no answer from the host at {where} after {self.join_timeout:g} s"))
+            self._events.append(JoinFailed(f"no answer from the host at {where} after {self.join_timeout:g} s "
+                                           "(is it still hosting, and is this its current token?)"))
             return
         if self.turn is not None:
             self.turn.handle_timer(now)
@@ -493,7 +497,10 @@ class PeerNode:
             self._out.append((datagram, addr))
 
     def _send_rendezvous(self, msg: Message, addr: Addr) -> None:
-        self._out.append((encode_datagram(KIND_RENDEZVOUS, self.token.session, self.peer_id, encode_message(msg)), addr))
+        self._out.append((self._sealed(KIND_RENDEZVOUS, encode_message(msg)), addr))
+
+    def _sealed(self, kind: int, body: bytes) -> bytes:
+        return self._seal.seal(kind, self.token.session, self.peer_id, body)
 
     def _send_frames(self, frames: list[Frame], addr: Addr, link: Link | None = None) -> None:
         epochs = encode_peer_body(link.epoch, link.peer_epoch, []) if link is not None else encode_peer_body(0, 0, [])
@@ -501,11 +508,11 @@ class PeerNode:
         for frame in frames:
             encoded = encode_frames([frame])
             if body and len(body) + len(encoded) > BODY_BUDGET:
-                self._emit(encode_datagram(KIND_PEER, self.token.session, self.peer_id, epochs + body), addr, link)
+                self._emit(self._sealed(KIND_PEER, epochs + body), addr, link)
                 body = bytearray()
             body += encoded
         if body:
-            self._emit(encode_datagram(KIND_PEER, self.token.session, self.peer_id, epochs + body), addr, link)
+            self._emit(self._sealed(KIND_PEER, epochs + body), addr, link)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         self._now = now

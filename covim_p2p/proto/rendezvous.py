@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .codec import DecodeError, Reader, Writer
-from .framing import KIND_RENDEZVOUS, Addr, decode_datagram_untrusted, encode_datagram, read_addr, write_addr
+from .framing import KIND_RENDEZVOUS, Addr, Header, read_addr, write_addr
+from .seal import invite_seal, session_seal
 
 R_JOIN, R_WELCOME, R_REJECT, R_PEER_JOINED, R_PEER_LEFT, R_LEAVE, R_INVITE, R_INVITE_ACK = 1, 2, 3, 4, 5, 6, 7, 8
 INVITE_TIMEOUT = 15.0
@@ -211,6 +212,7 @@ class Introducer:
                  local_sink: Callable[[Message], None] | None = None) -> None:
         self.session = session
         self._secret = secret
+        self._seal = session_seal(session, secret)
         self._members: dict[int, _Entry] = {}
         self._local: int | None = None
         self._local_sink = local_sink
@@ -221,7 +223,19 @@ class Introducer:
         self.events: list[InviteAnswered | InviteExpired] = []
 
     def invite(self, addrs: tuple[Addr, ...], nonce: bytes, session_token: str, now: float) -> None:
-        self._invites[nonce] = [addrs, session_token, now, 0.1, now + INVITE_TIMEOUT]
+        self._invites[nonce] = [addrs, session_token, now, 0.1, now + INVITE_TIMEOUT, invite_seal(nonce)]
+
+    def _open(self, data: bytes) -> tuple[Header, bytes]:
+        """Members seal with the session's key; a waiting peer's INVITE_ACK with its invitation's."""
+        try:
+            return self._seal.open_untrusted(data)
+        except DecodeError:
+            for invite in self._invites.values():
+                try:
+                    return invite[5].open_untrusted(data)
+                except DecodeError:
+                    pass
+            raise
 
     def add_local_member(self, peer_id: int, name: str, candidates: tuple[Addr, ...] = ()) -> None:
         self._local = peer_id
@@ -240,16 +254,17 @@ class Introducer:
             if self._local_sink is not None:
                 self._local_sink(msg)
         elif member.addr is not None:
-            self._out.append((encode_datagram(KIND_RENDEZVOUS, self.session, self.ID, encode_message(msg)), member.addr))
+            self._out.append((self._seal.seal(KIND_RENDEZVOUS, self.session, self.ID, encode_message(msg)),
+                              member.addr))
 
     def _reply(self, msg: Message, addr: Addr) -> None:
-        self._out.append((encode_datagram(KIND_RENDEZVOUS, self.session, self.ID, encode_message(msg)), addr))
+        self._out.append((self._seal.seal(KIND_RENDEZVOUS, self.session, self.ID, encode_message(msg)), addr))
 
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
         try:
-            header, body = decode_datagram_untrusted(data)
+            header, body = self._open(data)
             if header.kind != KIND_RENDEZVOUS or header.session != self.session:
-                raise DecodeError("not for this session")
+                raise DecodeError("not for the introducer")
             msg = decode_message_untrusted(body)
         except DecodeError:
             self.dropped += 1
@@ -311,13 +326,14 @@ class Introducer:
 
     def handle_timer(self, now: float) -> None:
         for nonce, inv in list(self._invites.items()):
-            addrs, token_text, next_send, interval, deadline = inv
+            addrs, token_text, next_send, interval, deadline, seal = inv
             if now >= deadline:
                 del self._invites[nonce]
                 self.events.append(InviteExpired(addrs))
             elif now >= next_send:
                 for addr in addrs:
-                    self._reply(Invite(token_text, nonce), addr)
+                    sealed = seal.seal(KIND_RENDEZVOUS, self.session, self.ID, encode_message(Invite(token_text, nonce)))
+                    self._out.append((sealed, addr))
                 inv[2], inv[3] = now + interval, min(interval * 2, 2.0)
         for peer_id, entry in list(self._members.items()):
             if peer_id != self._local and entry.last_seen + MEMBER_TIMEOUT <= now:

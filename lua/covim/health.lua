@@ -25,7 +25,7 @@ def _covim_health_probe():
         out['location'] = os.path.dirname(importlib.import_module('covim_p2p').__file__)
     except BaseException as exc:  # pycrdt's PanicException is a BaseException
         out['import_error'] = '%s: %s' % (type(exc).__name__, exc)
-    for name in ('covim-p2p', 'pycrdt', 'pynvim', 'trio', 'pystun3'):
+    for name in ('covim-p2p', 'pycrdt', 'pynvim', 'trio', 'pystun3', 'cryptography'):
         try:
             out['versions'][name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -79,7 +79,7 @@ def _header(magic=MAGIC, version=VERSION, kind=KIND_PEER) -> bytes:
         (b"\x00\x01\x00\x00\x21\x12\xa4\x42" + b"\x00" * 12, "not a covim datagram (bad magic)"),
         (_header(magic=b"CW"), "not a covim datagram (bad magic)"),
         (_header(version=1), "unsupported protocol version 1"),
-            (_header(version=3), "unsupported protocol version 3"),
+            (_header(version=2), "unsupported protocol version 2"),
         (_header(version=0), "unsupported protocol version 0"),
         (_header(kind=0), "unknown datagram kind 0"),
         (_header(kind=3), "unknown datagram kind 3"),

@@ -22,6 +22,7 @@ import pytest
 from covim_p2p.editor.edits import TextEdit, apply_edit_to_str
 from covim_p2p.proto.framing import (KIND_PEER, KIND_RENDEZVOUS, Bye, Data, Hello, Ping, decode_datagram_untrusted,
                                      decode_peer_body_untrusted, encode_datagram, encode_peer_body)
+from covim_p2p.proto.seal import session_seal
 from covim_p2p.proto.hoststack import HostStack
 from covim_p2p.proto.link import LINK_TIMEOUT, PING_INTERVAL, PROBE_MAX, PROBE_TIMEOUT, RESYNC_INTERVAL
 from covim_p2p.proto.messages import M_UPDATE
@@ -38,6 +39,17 @@ SECRET = bytes(range(16))
 HOST_ADDR = ("127.0.0.1", 7000)
 TOKEN = SessionToken((HOST_ADDR,), SESSION, SECRET)
 HOST_ID = 0x1000
+
+
+def forge(kind: int, sender: int, body: bytes, *, session: int = SESSION, seal=None) -> bytes:
+    """A datagram as ``sender`` would seal it: pass the real sender's seal (``node._seal``)
+    when the receiver has heard from it, so the counter is new and not taken for a replay."""
+    return (seal or session_seal(SESSION, SECRET)).seal(kind, session, sender, body)
+
+
+def peek(data: bytes):
+    """(header, body) of any datagram of the session, as a member could open it."""
+    return session_seal(SESSION, SECRET).open_untrusted(data)
 
 
 def peer_addr(i: int) -> tuple[str, int]:
@@ -379,7 +391,7 @@ def test_no_introducer_fails_after_join_timeout_exactly():
                 sent.append(t - 100.0)
     assert isinstance(event, JoinFailed)
     assert t == 100.0 + JOIN_TIMEOUT
-    assert event.reason == f"no answer from the host at 127.0.0.1:7000 after {JOIN_TIMEOUT:g} s"
+    assert event.reason.startswith(f"no answer from the host at 127.0.0.1:7000 after {JOIN_TIMEOUT:g} s (")
     # JOIN is retried with backoff from JOIN_RETRY_FIRST, doubling up to 2 s
     assert sent[:5] == pytest.approx([0.0, JOIN_RETRY_FIRST, 0.75, 1.75, 3.75])
     assert all(b - a <= 2.0 + 1e-9 for a, b in zip(sent, sent[1:]))
@@ -393,17 +405,21 @@ def test_join_timeout_is_configurable_and_timer_is_exact_over_the_network():
     mesh.run(10.0)
     ((t, failed),) = mesh.timed("p1", JoinFailed)
     assert t == 2.5
-    assert failed.reason == "no answer from the host at 127.0.0.1:7000 after 2.5 s"
+    assert failed.reason.startswith("no answer from the host at 127.0.0.1:7000 after 2.5 s (")
     assert net.stats["undeliverable"] >= 4  # JOINs went nowhere
 
 
 def test_wrong_secret_fails_the_join():
+    """Everything is sealed with the token's secret: a wrong one opens nothing, so the
+    host cannot even tell who asked; eve's JOINs are dropped and her join times out."""
     mesh = build(0)
     bad = SessionToken((HOST_ADDR,), SESSION, b"\xee" * 16)
     node = mesh.join("eve", 5, token=bad)
-    mesh.run(mesh.net.now + 2.0)
+    dropped = mesh.introducer.dropped
+    mesh.run(mesh.net.now + JOIN_TIMEOUT + 1.0)
     (failed,) = mesh.events("eve", JoinFailed)
-    assert "wrong session secret" in failed.reason
+    assert "is this its current token?" in failed.reason
+    assert mesh.introducer.dropped - dropped >= 5  # every JOIN retry
     assert node.state == "failed" and node.links == {}
     assert mesh.nodes["host"].links == {}
     assert str(node.document) == ""
@@ -411,18 +427,26 @@ def test_wrong_secret_fails_the_join():
 
 # ---- garbage ---------------------------------------------------------------------------
 
-def garbage_for(self_id: int, other_id: int, seed: int) -> list[bytes]:
+def garbage_for(self_id: int, other, seed: int, intro_seal) -> list[bytes]:
+    """Garbage for node ``self_id`` from the ``other`` node: random bytes, datagrams that
+    do not open, and well-sealed ones (a member with the key) whose insides are wrong."""
     rng = random.Random(seed)
     out = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 100))) for _ in range(50)]
     out += [bytes([0, 1]) + bytes(18)]  # a STUN-looking packet
+    other_id = other.peer_id
     out += [
-        encode_datagram(KIND_PEER, SESSION, other_id, b"\xff\x00garbage frames"),  # valid header, bad frames
-        encode_datagram(KIND_PEER, SESSION, other_id, encode_peer_body(1, 1, [Ping(1)]) + b"\x09"),  # one bad frame at the end
-        encode_datagram(KIND_PEER, SESSION, other_id, b"\xff" * 11),  # an epoch longer than 10 bytes
-        encode_datagram(KIND_PEER, SESSION + 1, other_id, encode_peer_body(1, 1, [Ping(1)])),  # another session
-        encode_datagram(KIND_PEER, SESSION, self_id, encode_peer_body(1, 1, [Ping(1)])),  # "from" ourselves
-        encode_datagram(KIND_RENDEZVOUS, SESSION + 1, Introducer.ID, encode_message(Welcome(HOST_ADDR, ()))),
+        encode_datagram(KIND_PEER, SESSION, other_id, encode_peer_body(1, 1, [Ping(1)])),  # not sealed at all
+        session_seal(SESSION, b"\x01" * 16).seal(KIND_PEER, SESSION, other_id, b"x"),  # sealed with another key
+        forge(KIND_PEER, other_id, b"\xff\x00garbage frames", seal=other._seal),  # bad frames
+        forge(KIND_PEER, other_id, encode_peer_body(1, 1, [Ping(1)]) + b"\x09", seal=other._seal),  # one bad frame
+        forge(KIND_PEER, other_id, b"\xff" * 11, seal=other._seal),  # an epoch longer than 10 bytes
+        forge(KIND_PEER, other_id, encode_peer_body(1, 1, [Ping(1)]), session=SESSION + 1, seal=other._seal),
+        forge(KIND_PEER, self_id, encode_peer_body(1, 1, [Ping(1)])),  # "from" ourselves
+        forge(KIND_RENDEZVOUS, Introducer.ID, encode_message(Welcome(HOST_ADDR, ())), session=SESSION + 1,
+              seal=intro_seal),
     ]
+    sealed = out[-7]
+    out.append(sealed[:-1] + bytes([sealed[-1] ^ 1]))  # one bit flipped
     return out
 
 
@@ -430,9 +454,9 @@ def test_garbage_datagrams_are_dropped_and_counted():
     mesh = build(1)
     host, p1 = mesh.nodes["host"], mesh.nodes["p1"]
     now = mesh.net.now
-    garbage = garbage_for(p1.peer_id, HOST_ID, 1) + [
-        encode_datagram(KIND_RENDEZVOUS, SESSION, 77, encode_message(Welcome(HOST_ADDR, ()))),  # not the introducer
-        encode_datagram(KIND_RENDEZVOUS, SESSION, Introducer.ID, b"\x42"),  # bad rendezvous body
+    garbage = garbage_for(p1.peer_id, host, 1, mesh.introducer._seal) + [
+        forge(KIND_RENDEZVOUS, 77, encode_message(Welcome(HOST_ADDR, ()))),  # not the introducer
+        forge(KIND_RENDEZVOUS, Introducer.ID, b"\x42", seal=mesh.introducer._seal),  # bad rendezvous body
     ]
     before = p1.dropped
     for data in garbage:
@@ -441,16 +465,16 @@ def test_garbage_datagrams_are_dropped_and_counted():
     assert p1.links[HOST_ID].up and p1.next_event() is None
 
     # a WELCOME from some other address than the introducer's, at a joiner
-    fake_welcome = encode_datagram(KIND_RENDEZVOUS, SESSION, Introducer.ID,
-                                   encode_message(Welcome(HOST_ADDR, ())))
+    fake_welcome = forge(KIND_RENDEZVOUS, Introducer.ID, encode_message(Welcome(HOST_ADDR, ())),
+                         seal=mesh.introducer._seal)
     p1.receive_datagram(fake_welcome, ("127.0.0.66", 1), now)
     assert p1.dropped - before == len(garbage) + 1
 
     # the same at the host's shared socket: counted by the node or by the introducer
     stack = mesh.net.machines[HOST_ADDR]
-    garbage = garbage_for(HOST_ID, p1.peer_id, 2) + [
-        encode_datagram(KIND_RENDEZVOUS, SESSION, p1.peer_id, b"\x42"),  # bad body for the introducer
-        encode_datagram(KIND_RENDEZVOUS, SESSION, p1.peer_id, encode_message(Welcome(HOST_ADDR, ()))),
+    garbage = garbage_for(HOST_ID, p1, 2, mesh.introducer._seal) + [
+        forge(KIND_RENDEZVOUS, p1.peer_id, b"\x42", seal=p1._seal),  # bad body for the introducer
+        forge(KIND_RENDEZVOUS, p1.peer_id, encode_message(Welcome(HOST_ADDR, ())), seal=p1._seal),
     ]
     before_host, before_intro = host.dropped, mesh.introducer.dropped
     for data in garbage:
@@ -470,11 +494,13 @@ def test_random_datagrams_from_a_member_address_never_raise():
     rng = random.Random(9)
     p1 = mesh.nodes["p1"]
     stack = mesh.net.machines[HOST_ADDR]
+    forger = session_seal(SESSION, SECRET)
+    forger._sent = dict.fromkeys([HOST_ID, Introducer.ID, HOST_ID + 2, 999], 10**6)  # far above real traffic
     for _ in range(300):
         kind = rng.choice([KIND_PEER, KIND_RENDEZVOUS])
         body = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
         sender = rng.choice([HOST_ID, Introducer.ID, HOST_ID + 2, 999])
-        data = encode_datagram(kind, SESSION, sender, body)
+        data = forge(kind, sender, body, seal=forger)  # sealed right: the insides are what is random
         p1.receive_datagram(data, rng.choice([HOST_ADDR, peer_addr(2)]), mesh.net.now)
         stack.receive_datagram(data, peer_addr(2), mesh.net.now)
     mesh.settle(15.0)  # the session survives whatever it heard
@@ -485,17 +511,18 @@ def test_stray_peer_traffic_gets_bye_and_a_hello_opens_a_link():
     mesh = build(1)
     p1 = mesh.nodes["p1"]
     stranger = ("127.0.0.50", 1)
-    p1.receive_datagram(encode_datagram(KIND_PEER, SESSION, 4242, encode_peer_body(1, 0, [Ping(3)])), stranger, mesh.net.now)
+    ghost = session_seal(SESSION, SECRET)
+    p1.receive_datagram(forge(KIND_PEER, 4242, encode_peer_body(1, 0, [Ping(3)]), seal=ghost), stranger, mesh.net.now)
     out = [(d, a) for d, a in p1.datagrams_to_send(mesh.net.now) if a == stranger]
     assert len(out) == 1
-    header, body = decode_datagram_untrusted(out[0][0])
+    header, body = peek(out[0][0])
     assert decode_peer_body_untrusted(body) == (0, 0, [Bye("no such link")])
     assert 4242 not in p1.links
     # BYE from a stranger is not answered (no BYE ping-pong)
-    p1.receive_datagram(encode_datagram(KIND_PEER, SESSION, 4242, encode_peer_body(1, 0, [Bye("x")])), stranger, mesh.net.now)
+    p1.receive_datagram(forge(KIND_PEER, 4242, encode_peer_body(1, 0, [Bye("x")]), seal=ghost), stranger, mesh.net.now)
     assert [a for _, a in p1.datagrams_to_send(mesh.net.now) if a == stranger] == []
     # a HELLO opens a link (peer-reflexive: the address it came from)
-    p1.receive_datagram(encode_datagram(KIND_PEER, SESSION, 4242, encode_peer_body(1, 0, [Hello("ghost", 9, True)])),
+    p1.receive_datagram(forge(KIND_PEER, 4242, encode_peer_body(1, 0, [Hello("ghost", 9, True)]), seal=ghost),
                         stranger, mesh.net.now)
     assert p1.links[4242].up and p1.links[4242].addr == stranger and p1.links[4242].name == "ghost"
 
@@ -505,8 +532,8 @@ def test_malformed_session_message_drops_the_link():
     p1 = mesh.nodes["p1"]
     link = p1.links[HOST_ID]
     seq = link.channel._recv_next
-    bad = encode_datagram(KIND_PEER, SESSION, HOST_ID,
-                          encode_peer_body(link.peer_epoch, link.epoch, [Data(seq, True, b"\x09junk")]))
+    bad = forge(KIND_PEER, HOST_ID, encode_peer_body(link.peer_epoch, link.epoch, [Data(seq, True, b"\x09junk")]),
+                seal=mesh.nodes["host"]._seal)
     p1.receive_datagram(bad, HOST_ADDR, mesh.net.now)
     mesh.poll()
     (down,) = mesh.events("p1", PeerDown)
@@ -573,7 +600,7 @@ def test_awareness_is_renewed_so_idle_cursors_stay():
 
 def carries_update(data: bytes) -> bool:
     try:
-        header, body = decode_datagram_untrusted(data)
+        header, body = peek(data)
         frames = decode_peer_body_untrusted(body)[2] if header.kind == KIND_PEER else []
     except ValueError:
         return False
@@ -660,7 +687,7 @@ def test_a_joiner_whose_welcome_is_lost_stays_invisible_until_it_joins():
 
     def intercept(data, src, dst, now):
         if dst == peer_addr(1) and src == HOST_ADDR and now < welcome_until[0]:
-            header, body = decode_datagram_untrusted(data)
+            header, body = peek(data)
             if header.kind == KIND_RENDEZVOUS and isinstance(decode_message_untrusted(body), Welcome):
                 return False
         return True
@@ -686,8 +713,9 @@ def test_an_update_pycrdt_cannot_apply_is_reported_and_resynced():
     link = p1.links[HOST_ID]
     from covim_p2p.proto.messages import Update, encode_session_message
     payload = encode_session_message(Update(b"\x00", b"not a yjs update"))
-    bad = encode_datagram(KIND_PEER, SESSION, HOST_ID,
-                          encode_peer_body(link.peer_epoch, link.epoch, [Data(link.channel._recv_next, True, payload)]))
+    bad = forge(KIND_PEER, HOST_ID,
+                encode_peer_body(link.peer_epoch, link.epoch, [Data(link.channel._recv_next, True, payload)]),
+                seal=mesh.nodes["host"]._seal)
     p1.receive_datagram(bad, HOST_ADDR, mesh.net.now)
     mesh.poll()
     (problem,) = mesh.events("p1", Problem)
@@ -741,15 +769,15 @@ def test_stale_datagrams_from_an_old_link_incarnation_are_ignored():
     p1 = mesh.nodes["p1"]
     link = p1.links[HOST_ID]
     before = str(p1.document)
-    stale = encode_datagram(KIND_PEER, SESSION, HOST_ID,
-                            encode_peer_body(link.peer_epoch - 1 if link.peer_epoch > 1 else 0, link.epoch,
-                                             [Data(link.channel._recv_next, True, b"\x09junk")]))
+    host_seal = mesh.nodes["host"]._seal
+    stale = forge(KIND_PEER, HOST_ID, encode_peer_body(link.peer_epoch - 1 if link.peer_epoch > 1 else 0, link.epoch,
+                                                       [Data(link.channel._recv_next, True, b"\x09junk")]), seal=host_seal)
     dropped = p1.dropped
     p1.receive_datagram(stale, HOST_ADDR, mesh.net.now)
     assert p1.dropped == dropped + 1
-    wrong_dst = encode_datagram(KIND_PEER, SESSION, HOST_ID,
-                                encode_peer_body(link.peer_epoch, link.epoch + 7,
-                                                 [Data(link.channel._recv_next, True, b"\x09junk")]))
+    wrong_dst = forge(KIND_PEER, HOST_ID, encode_peer_body(link.peer_epoch, link.epoch + 7,
+                                                           [Data(link.channel._recv_next, True, b"\x09junk")]),
+                      seal=host_seal)
     p1.receive_datagram(wrong_dst, HOST_ADDR, mesh.net.now)
     assert HOST_ID in p1.links and p1.links[HOST_ID] is link  # the junk was never delivered
     assert str(p1.document) == before
@@ -781,18 +809,31 @@ def test_a_probing_link_tries_the_peers_lan_addresses_and_keeps_the_one_that_ans
     node = PeerNode(name="bob", token=TOKEN, peer_id=0x2001, client_id=0x2001, now=0.0,
                     candidates=(("10.0.0.2", 4000),))
     node.handle_timer(0.0)
-    joins = [decode_message_untrusted(decode_datagram_untrusted(d)[1]) for d, a in node.datagrams_to_send(0.0)]
+    joins = [decode_message_untrusted(peek(d)[1]) for d, a in node.datagrams_to_send(0.0)]
     assert joins and all(j.candidates == (("10.0.0.2", 4000),) for j in joins)  # announced in JOIN
     public, lan = ("203.0.113.21", 4000), ("10.0.0.3", 4000)
     dave = Member(0x3001, "dave", public, (lan, ("10.0.0.2", 4000)))  # the second one is our own: skipped
-    welcome = encode_datagram(KIND_RENDEZVOUS, SESSION, Introducer.ID, encode_message(Welcome(public, (dave,))))
+    welcome = forge(KIND_RENDEZVOUS, Introducer.ID, encode_message(Welcome(public, (dave,))))
     node.receive_datagram(welcome, HOST_ADDR, 0.01)
     node.handle_timer(0.01)
     probed = {a for d, a in node.datagrams_to_send(0.01) if decode_datagram_untrusted(d)[0].kind == KIND_PEER}
     assert probed == {public, lan}
     link = node.links[0x3001]
-    hello = encode_datagram(KIND_PEER, SESSION, 0x3001, encode_peer_body(1, link.epoch, [Hello("dave", 7, False)]))
+    hello = forge(KIND_PEER, 0x3001, encode_peer_body(1, link.epoch, [Hello("dave", 7, False)]))
     node.receive_datagram(hello, lan, 0.02)  # the LAN answers; the public address never will (no hairpin)
     assert link.up and link.addr == lan and link.candidates == (public,)
     node.handle_timer(0.5)
     assert {a for d, a in node.datagrams_to_send(0.5) if decode_datagram_untrusted(d)[0].kind == KIND_PEER} == {lan}
+
+
+def test_nothing_typed_or_named_crosses_the_wire_in_clear():
+    mesh = Mesh(FakeNetwork(3), initial_text="top secret plan\n")
+    wire: list[bytes] = []
+    mesh.net.intercept = lambda data, src, dst, now: wire.append(data) or True
+    mesh.join("agent-nine", 1)
+    mesh.settle()
+    mesh.editors["agent-nine"].insert(0, "hunter2 ", mesh.net.now)
+    mesh.settle()
+    assert mesh.texts()["host"] == "hunter2 top secret plan\n"
+    assert wire and not any(b"hunter2" in d or b"secret plan" in d or b"agent-nine" in d or SECRET in d
+                            for d in wire)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from covim_p2p.proto.codec import DecodeError
 from covim_p2p.proto.framing import (KIND_PEER, KIND_RENDEZVOUS, decode_datagram_untrusted, encode_datagram,
                                      encode_frames, Hello)
+from covim_p2p.proto.seal import session_seal
 from covim_p2p.proto.rendezvous import (MAX_MEMBERS, MAX_NAME, MEMBER_TIMEOUT, Introducer, Join, Leave, Member,
                                         PeerJoined, PeerLeft, Reject, Welcome, decode_message_untrusted,
                                         encode_message)
@@ -21,6 +22,12 @@ from covim_p2p.proto.rendezvous import (MAX_MEMBERS, MAX_NAME, MEMBER_TIMEOUT, I
 SESSION = 0x5EC0_0001
 SECRET = b"s" * 16
 HOST_ID = 0xAAAA
+SEAL = session_seal(SESSION, SECRET)  # what members seal with (the session token's key)
+
+
+def sealed(kind: int, session: int, sender: int, body: bytes, secret: bytes = SECRET) -> bytes:
+    seal = SEAL if secret == SECRET else session_seal(SESSION, secret)
+    return seal.seal(kind, session, sender, body)
 A, B, C = ("127.0.0.2", 5002), ("127.0.0.3", 5003), ("::1", 5004)
 
 
@@ -28,11 +35,12 @@ class Harness:
     def __init__(self, *, local: bool = True) -> None:
         self.sink: list = []
         self.intro = Introducer(SESSION, SECRET, local_sink=self.sink.append)
+        self.opener = session_seal(SESSION, SECRET)  # a member opens the introducer's answers with it
         if local:
             self.intro.add_local_member(HOST_ID, "host")
 
     def send(self, sender: int, msg, addr, now: float = 0.0, *, session: int = SESSION) -> None:
-        self.intro.receive_datagram(encode_datagram(KIND_RENDEZVOUS, session, sender, encode_message(msg)), addr, now)
+        self.intro.receive_datagram(sealed(KIND_RENDEZVOUS, session, sender, encode_message(msg)), addr, now)
 
     def join(self, sender: int, name: str, addr, now: float = 0.0, secret: bytes = SECRET) -> None:
         self.send(sender, Join(secret, name), addr, now)
@@ -41,7 +49,7 @@ class Harness:
         """Decoded (message, destination) pairs the introducer wants to send."""
         result = []
         for data, addr in self.intro.datagrams_to_send(now):
-            header, body = decode_datagram_untrusted(data)
+            header, body = self.opener.open_untrusted(data)
             assert header.kind == KIND_RENDEZVOUS
             assert header.session == SESSION
             assert header.sender == Introducer.ID
@@ -275,7 +283,7 @@ def test_introducer_without_local_member():
 def test_no_sink_is_fine():
     intro = Introducer(SESSION, SECRET)
     intro.add_local_member(HOST_ID, "host")
-    intro.receive_datagram(encode_datagram(KIND_RENDEZVOUS, SESSION, 1, encode_message(Join(SECRET, "a"))), A, 0.0)
+    intro.receive_datagram(sealed(KIND_RENDEZVOUS, SESSION, 1, encode_message(Join(SECRET, "a"))), A, 0.0)
     assert len(intro.datagrams_to_send(0.0)) == 1
 
 
@@ -287,15 +295,15 @@ def test_garbage_is_dropped_and_counted():
         b"",
         b"\x00\x01 stun-ish",
         b"CV" + b"\x00" * 30,  # bad version
-        encode_datagram(KIND_RENDEZVOUS, SESSION + 1, 1, encode_message(Join(SECRET, "a"))),  # other session
-        encode_datagram(KIND_PEER, SESSION, 1, encode_frames([Hello("a", 1, True)])),  # peer traffic
-        encode_datagram(KIND_RENDEZVOUS, SESSION, 1, b""),  # empty body
-        encode_datagram(KIND_RENDEZVOUS, SESSION, 1, b"\x63"),  # unknown message
-        encode_datagram(KIND_RENDEZVOUS, SESSION, 1, encode_message(Join(SECRET, "a")) + b"!"),  # trailing
-        encode_datagram(KIND_RENDEZVOUS, SESSION, 1, encode_message(Welcome(A, ()))),  # not for the introducer
-        encode_datagram(KIND_RENDEZVOUS, SESSION, 1, encode_message(PeerLeft(3))),
-        encode_datagram(KIND_RENDEZVOUS, SESSION, Introducer.ID, encode_message(Join(SECRET, "z"))),  # spoofed id 0
-        encode_datagram(KIND_RENDEZVOUS, SESSION, HOST_ID, encode_message(Join(SECRET, "z"))),  # the local id
+        sealed(KIND_RENDEZVOUS, SESSION + 1, 1, encode_message(Join(SECRET, "a"))),  # other session
+        sealed(KIND_PEER, SESSION, 1, encode_frames([Hello("a", 1, True)])),  # peer traffic
+        sealed(KIND_RENDEZVOUS, SESSION, 1, b""),  # empty body
+        sealed(KIND_RENDEZVOUS, SESSION, 1, b"\x63"),  # unknown message
+        sealed(KIND_RENDEZVOUS, SESSION, 1, encode_message(Join(SECRET, "a")) + b"!"),  # trailing
+        sealed(KIND_RENDEZVOUS, SESSION, 1, encode_message(Welcome(A, ()))),  # not for the introducer
+        sealed(KIND_RENDEZVOUS, SESSION, 1, encode_message(PeerLeft(3))),
+        sealed(KIND_RENDEZVOUS, SESSION, Introducer.ID, encode_message(Join(SECRET, "z"))),  # spoofed id 0
+        sealed(KIND_RENDEZVOUS, SESSION, HOST_ID, encode_message(Join(SECRET, "z"))),  # the local id
     ]
     for data in bad:
         h.intro.receive_datagram(data, A, 0.0)
@@ -311,7 +319,7 @@ _FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthC
 @given(st.binary(max_size=80))
 def test_fuzz_introducer_never_raises(body):
     h = Harness()
-    h.intro.receive_datagram(encode_datagram(KIND_RENDEZVOUS, SESSION, 5, body), A, 0.0)
+    h.intro.receive_datagram(sealed(KIND_RENDEZVOUS, SESSION, 5, body), A, 0.0)
     h.intro.receive_datagram(body, A, 0.0)
     out = h.out()
     assert h.intro.dropped + len(out) >= 1  # every datagram is either answered or counted
