@@ -35,7 +35,7 @@ from pycrdt import Awareness, Doc, StickyIndex, Text, UndoManager
 from pycrdt._transaction import hash_origin
 
 from ..editor.edits import TextEdit, coalesce, delta_to_edits
-from .codec import DecodeError, Reader
+from .codec import DecodeError
 
 LOCAL = "covim-local"
 TEXT_NAME = "content"

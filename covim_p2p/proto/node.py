@@ -45,19 +45,15 @@ from .channel import ChannelError
 from .codec import DecodeError
 from .document import SharedDocument
 from .events import Event, JoinFailed, Joined, PeerDown, PeerUp, Problem, Synced
-from .framing import (HEADER_LEN, KIND_PEER, KIND_RENDEZVOUS, MAX_DATAGRAM, Ack, Addr, Bye, Data, Frame, Hello,
-                      Ping, Pong, decode_peer_body_untrusted, encode_frames,
-                      encode_peer_body)
+from .framing import KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Frame, Hello, Ping, Pong, decode_peer_body_untrusted
 from .link import PING_INTERVAL, PROBE_FIRST, PROBE_MAX, RESYNC_INTERVAL, Link
 from .messages import (AwarenessUpdate, SessionMessage, SyncStep1, SyncStep2, Update,
                        decode_session_message_untrusted, encode_session_message)
 from .rendezvous import MAX_CANDIDATES, Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, \
-    Welcome, decode_message_untrusted, encode_message
-from .seal import OVERHEAD as SEAL_OVERHEAD
-from .seal import session_seal
-from .stun import looks_like_stun
+    Welcome, decode_message_untrusted
 from .token import SessionToken
 from .turn import TurnClient
+from .wire import PeerWire
 
 JOIN_TIMEOUT = 10.0
 JOIN_RETRY_FIRST = 0.25
@@ -66,9 +62,6 @@ AWARENESS_RENEW = 15.0
 AWARENESS_OUTDATED = 30.0
 REPROBE_WINDOW = 300.0
 RELAY_DELAY = 1.0
-BODY_BUDGET = MAX_DATAGRAM - HEADER_LEN - SEAL_OVERHEAD - 2 * 10  # minus the seal and two epochs (<= 10 B each)
-
-
 
 
 def _is_fatal(exc: BaseException) -> bool:
@@ -89,7 +82,6 @@ class PeerNode:
         self.dropped = 0
         self._now = now
         self._events: deque[Event] = deque()
-        self._out: list[tuple[bytes, Addr]] = []
         self._introducer_addr: Addr | None = None
         self._join_started = now
         self.join_timeout = join_timeout
@@ -99,7 +91,7 @@ class PeerNode:
         self._cursor: tuple[int, int] | None = None
         self._last_epoch = 0
         self.turn = turn
-        self._seal = session_seal(token.session, token.secret)
+        self.wire = PeerWire(token, peer_id, turn)
         self.is_host = introducer is not None
         self._relay_announced = False
         self._turn_reported = False
@@ -155,11 +147,10 @@ class PeerNode:
             return
         self._now = now
         for link in self.links.values():
-            body = encode_peer_body(link.epoch, link.peer_epoch, [Bye("left the session")])
             for _ in range(2):
-                self._emit(self._sealed(KIND_PEER, body), link.addr, link)
+                self._send_frames([Bye("left the session")], link.addr, link)
         if self._introducer_addr is not None:
-            self._send_rendezvous(Leave(), self._introducer_addr)
+            self.wire.send_rendezvous(Leave(), self._introducer_addr)
         if self.turn is not None:
             self.turn.close(now)
         self.links.clear()
@@ -197,16 +188,14 @@ class PeerNode:
 
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
         self._now = now
-        if self.turn is not None and addr == self.turn.server and looks_like_stun(data):
-            for peer, inner in self.turn.receive(data, now):
-                self._receive(inner, peer, now, via_relay=True)
+        for datagram, sender_addr, via_relay in self.wire.arrivals(data, addr, now):
+            self._receive(datagram, sender_addr, now, via_relay)
+        if self.turn is not None:
             self._check_relay(now)
-            return
-        self._receive(data, addr, now, via_relay=False)
 
     def _receive(self, data: bytes, addr: Addr, now: float, via_relay: bool) -> None:
         try:
-            header, body = self._seal.open_untrusted(data)
+            header, body = self.wire.open_untrusted(data)
             if header.session != self.token.session or header.sender == self.peer_id:
                 raise DecodeError("not for this session")
             if header.kind == KIND_RENDEZVOUS:
@@ -280,7 +269,7 @@ class PeerNode:
             hello = next((f for f in frames if isinstance(f, Hello)), None)
             if hello is None or src_epoch == 0:
                 if not any(isinstance(f, Bye) for f in frames):
-                    self._send_frames([Bye("no such link")], addr)
+                    self.wire.send_frames([Bye("no such link")], addr)
                 self.dropped += 1
                 return
             link = self._ensure_link(Member(sender, hello.name[:64], addr), addr, now)
@@ -428,7 +417,7 @@ class PeerNode:
             self._check_relay(now)
         if now >= self._next_join:
             for addr in ([self._introducer_addr] if self._introducer_addr else self.token.addrs):
-                self._send_rendezvous(Join(self.token.secret, self.name, self.candidates), addr)
+                self.wire.send_rendezvous(Join(self.token.secret, self.name, self.candidates), addr)
             if self.state == "joining":
                 self._next_join = now + self._join_interval
                 self._join_interval = min(self._join_interval * 2, 2.0)
@@ -489,30 +478,8 @@ class PeerNode:
             if link.up:
                 link.channel.send(raw)
 
-    def _emit(self, datagram: bytes, addr: Addr, link: Link | None) -> None:
-        """Queue a peer datagram, through our relay if the link came up that way."""
-        if link is not None and link.via_relay and self.turn is not None and self.turn.state == "ready":
-            self._out.append((self.turn.wrap(datagram, addr), self.turn.server))
-        else:
-            self._out.append((datagram, addr))
-
-    def _send_rendezvous(self, msg: Message, addr: Addr) -> None:
-        self._out.append((self._sealed(KIND_RENDEZVOUS, encode_message(msg)), addr))
-
-    def _sealed(self, kind: int, body: bytes) -> bytes:
-        return self._seal.seal(kind, self.token.session, self.peer_id, body)
-
-    def _send_frames(self, frames: list[Frame], addr: Addr, link: Link | None = None) -> None:
-        epochs = encode_peer_body(link.epoch, link.peer_epoch, []) if link is not None else encode_peer_body(0, 0, [])
-        body = bytearray()
-        for frame in frames:
-            encoded = encode_frames([frame])
-            if body and len(body) + len(encoded) > BODY_BUDGET:
-                self._emit(self._sealed(KIND_PEER, epochs + body), addr, link)
-                body = bytearray()
-            body += encoded
-        if body:
-            self._emit(self._sealed(KIND_PEER, epochs + body), addr, link)
+    def _send_frames(self, frames: list[Frame], addr: Addr, link: Link) -> None:
+        self.wire.send_frames(frames, addr, (link.epoch, link.peer_epoch), link.via_relay)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         self._now = now
@@ -537,7 +504,4 @@ class PeerNode:
                 if not link.up:
                     for addr in link.candidates:
                         self._send_frames(frames, addr, link)
-        if self.turn is not None:
-            self._out += [(d, self.turn.server) for d in self.turn.datagrams_to_send()]
-        out, self._out = self._out, []
-        return out
+        return self.wire.take()

@@ -212,7 +212,7 @@ class Introducer:
                  local_sink: Callable[[Message], None] | None = None) -> None:
         self.session = session
         self._secret = secret
-        self._seal = session_seal(session, secret)
+        self.seal = session_seal(session, secret)
         self._members: dict[int, _Entry] = {}
         self._local: int | None = None
         self._local_sink = local_sink
@@ -228,7 +228,7 @@ class Introducer:
     def _open(self, data: bytes) -> tuple[Header, bytes]:
         """Members seal with the session's key; a waiting peer's INVITE_ACK with its invitation's."""
         try:
-            return self._seal.open_untrusted(data)
+            return self.seal.open_untrusted(data)
         except DecodeError:
             for invite in self._invites.values():
                 try:
@@ -254,11 +254,11 @@ class Introducer:
             if self._local_sink is not None:
                 self._local_sink(msg)
         elif member.addr is not None:
-            self._out.append((self._seal.seal(KIND_RENDEZVOUS, self.session, self.ID, encode_message(msg)),
+            self._out.append((self.seal.seal(KIND_RENDEZVOUS, self.session, self.ID, encode_message(msg)),
                               member.addr))
 
     def _reply(self, msg: Message, addr: Addr) -> None:
-        self._out.append((self._seal.seal(KIND_RENDEZVOUS, self.session, self.ID, encode_message(msg)), addr))
+        self._out.append((self.seal.seal(KIND_RENDEZVOUS, self.session, self.ID, encode_message(msg)), addr))
 
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
         try:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from covim_peers import connect, host, messages, shared_lines, status, type_keys, wait_converged, wait_mesh
+from covim_peers import connect, host, messages, status, type_keys, wait_converged, wait_mesh
 from nvim_harness import wait_for
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Callable
-from typing import Any
 
 from covim_p2p.proto.machine import Addr, Machine
 
@@ -65,7 +64,7 @@ class FakeNetwork:
         self.latency = latency
         self.jitter = jitter
         self.now = 0.0
-        self.machines: dict[Addr, Any] = {}
+        self.machines: dict[Addr, Machine] = {}
         self.intercept: Callable[[bytes, Addr, Addr, float], bool] | None = None
         # (deliver_at, tie-breaker, data, src, dst): FIFO among equal times.
         self._in_flight: list[tuple[float, int, bytes, Addr, Addr]] = []
@@ -81,7 +80,7 @@ class FakeNetwork:
 
     # ---- topology --------------------------------------------------------
 
-    def attach(self, addr: Addr, machine: Any) -> None:
+    def attach(self, addr: Addr, machine: Machine) -> None:
         if addr in self.machines:
             raise ValueError(f"address {addr} already in use")
         self.machines[addr] = machine

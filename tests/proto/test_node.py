@@ -28,7 +28,7 @@ from covim_p2p.proto.link import LINK_TIMEOUT, PING_INTERVAL, PROBE_MAX, PROBE_T
 from covim_p2p.proto.messages import M_UPDATE
 from covim_p2p.proto.node import (JOIN_RETRY_FIRST, JOIN_TIMEOUT, REPROBE_WINDOW, Joined, JoinFailed, PeerDown,
                                   PeerNode, PeerUp, Problem)
-from covim_p2p.proto.rendezvous import MEMBER_TIMEOUT, Introducer, Member, Welcome, decode_message_untrusted, encode_message
+from covim_p2p.proto.rendezvous import Introducer, Member, Welcome, decode_message_untrusted, encode_message
 from covim_p2p.proto.token import SessionToken
 
 sys.path.insert(0, str(Path(__file__).parent))  # the fakenet helper, whatever the import mode
@@ -42,7 +42,7 @@ HOST_ID = 0x1000
 
 
 def forge(kind: int, sender: int, body: bytes, *, session: int = SESSION, seal=None) -> bytes:
-    """A datagram as ``sender`` would seal it: pass the real sender's seal (``node._seal``)
+    """A datagram as ``sender`` would seal it: pass the real sender's seal (``node.wire.seal``)
     when the receiver has heard from it, so the counter is new and not taken for a replay."""
     return (seal or session_seal(SESSION, SECRET)).seal(kind, session, sender, body)
 
@@ -407,6 +407,7 @@ def test_join_timeout_is_configurable_and_timer_is_exact_over_the_network():
     assert t == 2.5
     assert failed.reason.startswith("no answer from the host at 127.0.0.1:7000 after 2.5 s (")
     assert net.stats["undeliverable"] >= 4  # JOINs went nowhere
+    assert node.state == "failed" and node.get_timer() is None
 
 
 def test_wrong_secret_fails_the_join():
@@ -437,10 +438,10 @@ def garbage_for(self_id: int, other, seed: int, intro_seal) -> list[bytes]:
     out += [
         encode_datagram(KIND_PEER, SESSION, other_id, encode_peer_body(1, 1, [Ping(1)])),  # not sealed at all
         session_seal(SESSION, b"\x01" * 16).seal(KIND_PEER, SESSION, other_id, b"x"),  # sealed with another key
-        forge(KIND_PEER, other_id, b"\xff\x00garbage frames", seal=other._seal),  # bad frames
-        forge(KIND_PEER, other_id, encode_peer_body(1, 1, [Ping(1)]) + b"\x09", seal=other._seal),  # one bad frame
-        forge(KIND_PEER, other_id, b"\xff" * 11, seal=other._seal),  # an epoch longer than 10 bytes
-        forge(KIND_PEER, other_id, encode_peer_body(1, 1, [Ping(1)]), session=SESSION + 1, seal=other._seal),
+        forge(KIND_PEER, other_id, b"\xff\x00garbage frames", seal=other.wire.seal),  # bad frames
+        forge(KIND_PEER, other_id, encode_peer_body(1, 1, [Ping(1)]) + b"\x09", seal=other.wire.seal),  # one bad frame
+        forge(KIND_PEER, other_id, b"\xff" * 11, seal=other.wire.seal),  # an epoch longer than 10 bytes
+        forge(KIND_PEER, other_id, encode_peer_body(1, 1, [Ping(1)]), session=SESSION + 1, seal=other.wire.seal),
         forge(KIND_PEER, self_id, encode_peer_body(1, 1, [Ping(1)])),  # "from" ourselves
         forge(KIND_RENDEZVOUS, Introducer.ID, encode_message(Welcome(HOST_ADDR, ())), session=SESSION + 1,
               seal=intro_seal),
@@ -454,9 +455,9 @@ def test_garbage_datagrams_are_dropped_and_counted():
     mesh = build(1)
     host, p1 = mesh.nodes["host"], mesh.nodes["p1"]
     now = mesh.net.now
-    garbage = garbage_for(p1.peer_id, host, 1, mesh.introducer._seal) + [
+    garbage = garbage_for(p1.peer_id, host, 1, mesh.introducer.seal) + [
         forge(KIND_RENDEZVOUS, 77, encode_message(Welcome(HOST_ADDR, ()))),  # not the introducer
-        forge(KIND_RENDEZVOUS, Introducer.ID, b"\x42", seal=mesh.introducer._seal),  # bad rendezvous body
+        forge(KIND_RENDEZVOUS, Introducer.ID, b"\x42", seal=mesh.introducer.seal),  # bad rendezvous body
     ]
     before = p1.dropped
     for data in garbage:
@@ -466,15 +467,15 @@ def test_garbage_datagrams_are_dropped_and_counted():
 
     # a WELCOME from some other address than the introducer's, at a joiner
     fake_welcome = forge(KIND_RENDEZVOUS, Introducer.ID, encode_message(Welcome(HOST_ADDR, ())),
-                         seal=mesh.introducer._seal)
+                         seal=mesh.introducer.seal)
     p1.receive_datagram(fake_welcome, ("127.0.0.66", 1), now)
     assert p1.dropped - before == len(garbage) + 1
 
     # the same at the host's shared socket: counted by the node or by the introducer
     stack = mesh.net.machines[HOST_ADDR]
-    garbage = garbage_for(HOST_ID, p1, 2, mesh.introducer._seal) + [
-        forge(KIND_RENDEZVOUS, p1.peer_id, b"\x42", seal=p1._seal),  # bad body for the introducer
-        forge(KIND_RENDEZVOUS, p1.peer_id, encode_message(Welcome(HOST_ADDR, ())), seal=p1._seal),
+    garbage = garbage_for(HOST_ID, p1, 2, mesh.introducer.seal) + [
+        forge(KIND_RENDEZVOUS, p1.peer_id, b"\x42", seal=p1.wire.seal),  # bad body for the introducer
+        forge(KIND_RENDEZVOUS, p1.peer_id, encode_message(Welcome(HOST_ADDR, ())), seal=p1.wire.seal),
     ]
     before_host, before_intro = host.dropped, mesh.introducer.dropped
     for data in garbage:
@@ -533,7 +534,7 @@ def test_malformed_session_message_drops_the_link():
     link = p1.links[HOST_ID]
     seq = link.channel._recv_next
     bad = forge(KIND_PEER, HOST_ID, encode_peer_body(link.peer_epoch, link.epoch, [Data(seq, True, b"\x09junk")]),
-                seal=mesh.nodes["host"]._seal)
+                seal=mesh.nodes["host"].wire.seal)
     p1.receive_datagram(bad, HOST_ADDR, mesh.net.now)
     mesh.poll()
     (down,) = mesh.events("p1", PeerDown)
@@ -715,7 +716,7 @@ def test_an_update_pycrdt_cannot_apply_is_reported_and_resynced():
     payload = encode_session_message(Update(b"\x00", b"not a yjs update"))
     bad = forge(KIND_PEER, HOST_ID,
                 encode_peer_body(link.peer_epoch, link.epoch, [Data(link.channel._recv_next, True, payload)]),
-                seal=mesh.nodes["host"]._seal)
+                seal=mesh.nodes["host"].wire.seal)
     p1.receive_datagram(bad, HOST_ADDR, mesh.net.now)
     mesh.poll()
     (problem,) = mesh.events("p1", Problem)
@@ -769,7 +770,7 @@ def test_stale_datagrams_from_an_old_link_incarnation_are_ignored():
     p1 = mesh.nodes["p1"]
     link = p1.links[HOST_ID]
     before = str(p1.document)
-    host_seal = mesh.nodes["host"]._seal
+    host_seal = mesh.nodes["host"].wire.seal
     stale = forge(KIND_PEER, HOST_ID, encode_peer_body(link.peer_epoch - 1 if link.peer_epoch > 1 else 0, link.epoch,
                                                        [Data(link.channel._recv_next, True, b"\x09junk")]), seal=host_seal)
     dropped = p1.dropped

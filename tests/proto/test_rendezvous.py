@@ -12,8 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from covim_p2p.proto.codec import DecodeError
-from covim_p2p.proto.framing import (KIND_PEER, KIND_RENDEZVOUS, decode_datagram_untrusted, encode_datagram,
-                                     encode_frames, Hello)
+from covim_p2p.proto.framing import KIND_PEER, KIND_RENDEZVOUS, Hello, encode_datagram, encode_frames
 from covim_p2p.proto.seal import session_seal
 from covim_p2p.proto.rendezvous import (MAX_MEMBERS, MAX_NAME, MEMBER_TIMEOUT, Introducer, Join, Leave, Member,
                                         PeerJoined, PeerLeft, Reject, Welcome, decode_message_untrusted,
@@ -296,6 +295,8 @@ def test_garbage_is_dropped_and_counted():
         b"\x00\x01 stun-ish",
         b"CV" + b"\x00" * 30,  # bad version
         sealed(KIND_RENDEZVOUS, SESSION + 1, 1, encode_message(Join(SECRET, "a"))),  # other session
+        encode_datagram(KIND_RENDEZVOUS, SESSION, 1, encode_message(Join(SECRET, "a"))),  # not sealed
+        sealed(KIND_RENDEZVOUS, SESSION, 1, encode_message(Join(SECRET, "a")), secret=b"w" * 16),  # another key
         sealed(KIND_PEER, SESSION, 1, encode_frames([Hello("a", 1, True)])),  # peer traffic
         sealed(KIND_RENDEZVOUS, SESSION, 1, b""),  # empty body
         sealed(KIND_RENDEZVOUS, SESSION, 1, b"\x63"),  # unknown message

@@ -1,0 +1,76 @@
+"""How a peer node's datagrams travel: sealed, packed, and through the relay if need be.
+
+Why apart from node.py: the node decides what to say to whom; this decides how
+it crosses the network.  Outgoing, frames are packed into datagrams of at
+most MAX_DATAGRAM behind the link's epochs, sealed with the session's key
+(seal.py), and wrapped in a TURN SEND indication when the link came up
+through our relay (turn.py).  Incoming, the TURN server's messages are told
+apart from covim datagrams and what the relay carried is unwrapped, so the
+node sees every peer datagram the same way, with where it really came from.
+"""
+
+from __future__ import annotations
+
+from .framing import HEADER_LEN, KIND_PEER, KIND_RENDEZVOUS, MAX_DATAGRAM, Addr, Frame, Header, encode_frames, \
+    encode_peer_body
+from .rendezvous import Message, encode_message
+from .seal import OVERHEAD, session_seal
+from .stun import looks_like_stun
+from .token import SessionToken
+from .turn import TurnClient
+
+BODY_BUDGET = MAX_DATAGRAM - HEADER_LEN - OVERHEAD - 2 * 10  # minus the seal and two epochs (<= 10 B each)
+
+
+class PeerWire:
+    def __init__(self, token: SessionToken, peer_id: int, turn: TurnClient | None) -> None:
+        self.session = token.session
+        self.peer_id = peer_id
+        self.turn = turn
+        self.seal = session_seal(token.session, token.secret)
+        self._out: list[tuple[bytes, Addr]] = []
+
+    # ---- in ------------------------------------------------------------------
+
+    def arrivals(self, data: bytes, addr: Addr, now: float) -> list[tuple[bytes, Addr, bool]]:
+        """The covim datagrams in what arrived: (datagram, sent from, came through our relay)."""
+        if self.turn is not None and addr == self.turn.server and looks_like_stun(data):
+            return [(inner, peer, True) for peer, inner in self.turn.receive(data, now)]
+        return [(data, addr, False)]
+
+    def open_untrusted(self, data: bytes) -> tuple[Header, bytes]:
+        return self.seal.open_untrusted(data)
+
+    # ---- out -----------------------------------------------------------------
+
+    def send_rendezvous(self, msg: Message, addr: Addr) -> None:
+        self._out.append((self._sealed(KIND_RENDEZVOUS, encode_message(msg)), addr))
+
+    def send_frames(self, frames: list[Frame], addr: Addr, epochs: tuple[int, int] = (0, 0),
+                    via_relay: bool = False) -> None:
+        head = encode_peer_body(*epochs, [])
+        body = bytearray()
+        for frame in frames:
+            encoded = encode_frames([frame])
+            if body and len(body) + len(encoded) > BODY_BUDGET:
+                self._emit(self._sealed(KIND_PEER, head + body), addr, via_relay)
+                body = bytearray()
+            body += encoded
+        if body:
+            self._emit(self._sealed(KIND_PEER, head + body), addr, via_relay)
+
+    def _sealed(self, kind: int, body: bytes) -> bytes:
+        return self.seal.seal(kind, self.session, self.peer_id, body)
+
+    def _emit(self, datagram: bytes, addr: Addr, via_relay: bool) -> None:
+        turn = self.turn
+        if via_relay and turn is not None and turn.state == "ready":
+            self._out.append((turn.wrap(datagram, addr), turn.server))
+        else:
+            self._out.append((datagram, addr))
+
+    def take(self) -> list[tuple[bytes, Addr]]:
+        if self.turn is not None:
+            self._out += [(d, self.turn.server) for d in self.turn.datagrams_to_send()]
+        out, self._out = self._out, []
+        return out
