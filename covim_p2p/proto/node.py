@@ -49,6 +49,7 @@ from .framing import KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Frame, Hello, Ping, 
 from .link import PING_INTERVAL, PROBE_FIRST, PROBE_MAX, RESYNC_INTERVAL, Link
 from .messages import (AwarenessUpdate, SessionMessage, SyncStep1, SyncStep2, Update,
                        decode_session_message_untrusted, encode_session_message)
+from .presence import Presence
 from .rendezvous import MAX_CANDIDATES, Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, \
     Welcome, decode_message_untrusted
 from .token import SessionToken
@@ -58,8 +59,6 @@ from .wire import PeerWire
 JOIN_TIMEOUT = 10.0
 JOIN_RETRY_FIRST = 0.25
 REFRESH_INTERVAL = 5.0
-AWARENESS_RENEW = 15.0
-AWARENESS_OUTDATED = 30.0
 REPROBE_WINDOW = 300.0
 RELAY_DELAY = 1.0
 
@@ -88,7 +87,6 @@ class PeerNode:
         self.candidates = tuple(candidates)[:MAX_CANDIDATES]  # announced in JOIN: LAN candidates
         self._join_interval = JOIN_RETRY_FIRST
         self._next_join = now
-        self._cursor: tuple[int, int] | None = None
         self._last_epoch = 0
         self.turn = turn
         self.wire = PeerWire(token, peer_id, turn)
@@ -98,11 +96,8 @@ class PeerNode:
         self.observed: Addr | None = None  # our public address as the introducer saw it (WELCOME)
         self._reported_down: set[int] = set()  # peers whose loss the user was told about
         self._lost: dict[int, float] = {}  # peer id -> until when we keep probing it again
-        self._awareness_dirty = True
-        self._next_awareness = now + AWARENESS_RENEW
-        self.remote_cursors_changed = False
+        self.presence = Presence(self.document, name, now)
         self.synced = introducer is not None  # the host's document is the session's first state
-        self._set_awareness(now)
         if introducer is not None:  # we are the host: the introducer lives beside us
             introducer.add_local_member(peer_id, name, self.candidates)
             self._introducer_addr = token.addrs[0]
@@ -128,19 +123,7 @@ class PeerNode:
         return bool(changes)
 
     def set_cursor(self, anchor: int, head: int, now: float) -> None:
-        if self._cursor != (anchor, head):
-            self._cursor = (anchor, head)
-            self._set_awareness(now)
-
-    def _set_awareness(self, now: float) -> None:
-        aw = self.document.awareness
-        aw.now_ms = int(now * 1000)
-        state: dict[str, Any] = {"user": {"name": self.name}}
-        if self._cursor is not None:
-            state["cursor"] = {"anchor": self.document.sticky(self._cursor[0]),
-                               "head": self.document.sticky(self._cursor[1])}
-        aw.set_local_state(state)
-        self._awareness_dirty = True
+        self.presence.set_cursor(anchor, head, now)
 
     def leave(self, now: float) -> None:
         if self.state in ("left", "failed"):
@@ -162,21 +145,15 @@ class PeerNode:
         return self._events.popleft() if self._events else None
 
     def cursors(self) -> list[tuple[int, str, int | None, int | None]]:
-        """(client id, name, anchor, head) of every other peer with a known state."""
-        out = []
-        own = self.document.client_id
-        for client_id, state in self.document.awareness.states.items():
-            if client_id == own or not isinstance(state, dict):
-                continue
-            user = state.get("user") or {}
-            name = str(user.get("name", "?"))[:64] if isinstance(user, dict) else "?"
-            cursor = state.get("cursor")
-            anchor = head = None
-            if isinstance(cursor, dict):
-                anchor = self.document.resolve_sticky(cursor.get("anchor"))
-                head = self.document.resolve_sticky(cursor.get("head"))
-            out.append((client_id, name, anchor, head))
-        return out
+        return self.presence.cursors()
+
+    @property
+    def remote_cursors_changed(self) -> bool:
+        return self.presence.changed
+
+    @remote_cursors_changed.setter
+    def remote_cursors_changed(self, value: bool) -> None:
+        self.presence.changed = value
 
     def peers_status(self) -> list[dict[str, Any]]:
         return [{"name": link.name, "addr": f"{link.addr[0]}:{link.addr[1]}",
@@ -341,7 +318,7 @@ class PeerNode:
 
     def _start_sync(self, link: Link) -> None:
         link.channel.send(encode_session_message(SyncStep1(self.document.state_vector())))
-        link.channel.send(encode_session_message(AwarenessUpdate(self._own_awareness())))
+        link.channel.send(encode_session_message(AwarenessUpdate(self.presence.own_update())))
 
     def _on_session_message(self, link: Link, msg: SessionMessage, now: float) -> None:
         doc = self.document
@@ -357,19 +334,12 @@ class PeerNode:
                 self.synced = True
                 self._events.append(Synced())
         elif isinstance(msg, AwarenessUpdate):
-            doc.awareness.now_ms = int(now * 1000)
-            before = set(doc.awareness.states)
-            doc.awareness.apply_awareness_update(msg.update, link.peer_id)
-            link.client_ids |= set(doc.awareness.states) - before - {doc.client_id}
-            self.remote_cursors_changed = True
+            link.client_ids |= self.presence.apply(msg.update, link.peer_id, now)
 
     def _drop_link(self, link: Link, reason: str, reprobe: bool = False) -> None:
         if self.links.pop(link.peer_id, None) is None:
             return
-        gone = [c for c in link.client_ids if c in self.document.awareness.states]
-        if gone:
-            self.document.awareness.remove_awareness_states(gone, "peer left")
-            self.remote_cursors_changed = True
+        self.presence.forget(link.client_ids, "peer left")
         # The introducer keeps naming a vanished peer for a while, so we probe it
         # again; that probe failing is no news to the user.
         if link.up or link.peer_id not in self._reported_down:
@@ -393,7 +363,7 @@ class PeerNode:
         times.append(self._next_join)
         if self.state == "joining":
             times.append(self._join_started + self.join_timeout)
-        times.append(self._next_awareness)
+        times.append(self.presence.get_timer())
         if self.turn is not None:
             t = self.turn.get_timer()
             if t is not None:
@@ -423,10 +393,7 @@ class PeerNode:
                 self._join_interval = min(self._join_interval * 2, 2.0)
             else:
                 self._next_join = now + REFRESH_INTERVAL
-        if now >= self._next_awareness:
-            self._set_awareness(now)
-            self._next_awareness = now + AWARENESS_RENEW
-            self._expire_awareness(now)
+        self.presence.handle_timer(now)
         for link in list(self.links.values()):
             if now >= link.deadline():
                 self._drop_link(link, "stopped answering" if link.up else
@@ -459,18 +426,7 @@ class PeerNode:
             self.candidates = (*self.candidates[:MAX_CANDIDATES - 1], turn.relayed)
             self._next_join = now  # tell the introducer, which tells everyone
 
-    def _expire_awareness(self, now: float) -> None:
-        aw = self.document.awareness
-        stale = [c for c, meta in aw.meta.items()
-                 if c != aw.client_id and c in aw.states and now * 1000 - meta["lastUpdated"] >= AWARENESS_OUTDATED * 1000]
-        if stale:
-            aw.remove_awareness_states(stale, "timeout")
-            self.remote_cursors_changed = True
-
     # ---- network outputs -----------------------------------------------------
-
-    def _own_awareness(self) -> bytes:
-        return self.document.awareness.encode_awareness_update([self.document.client_id])
 
     def _broadcast(self, msg: SessionMessage) -> None:
         raw = encode_session_message(msg)
@@ -483,9 +439,9 @@ class PeerNode:
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         self._now = now
-        if self._awareness_dirty and self.state == "joined":
-            self._awareness_dirty = False
-            self._broadcast(AwarenessUpdate(self._own_awareness()))
+        if self.presence.dirty and self.state == "joined":
+            self.presence.dirty = False
+            self._broadcast(AwarenessUpdate(self.presence.own_update()))
         for link in self.links.values():
             frames: list[Frame] = []
             if link.hello_reply_due:
