@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import socket
 import time
@@ -35,6 +36,31 @@ def test_qa_while_connected_exits_fast_and_leaves_nothing(nvim_factory):
     wait_for(lambda: not any(is_alive(p) for p in family), 5, what="bob's processes to exit")
     # alice hears the goodbye at once rather than after the link timeout
     wait_for(lambda: status(a)["peers"] == [], 3, what="alice sees bob leave")
+
+
+def test_qa_during_a_nat_check_and_with_a_relay_that_never_answers_exits_fast(nvim_factory):
+    """The NAT check runs pystun3 in a worker thread and the TURN client retries for ~15 s:
+    neither may hold Neovim or its host back at :qa."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))  # a STUN and TURN "server" that never answers
+    port = silent.getsockname()[1]
+    try:
+        a = nvim_factory()
+        prepare(a)
+        a.vars["covim_stun"] = f"127.0.0.1:{port}"
+        a.vars["covim_turn"] = f"u:p@127.0.0.1:{port}"
+        host(a, "alice", ["x"])
+        wait_for(lambda: _ready(silent), 3, what="the STUN/TURN requests to start")
+        assert status(a)["nat"] == ""  # still checking
+        elapsed, family = _quit_and_time(nvim_factory, a)
+        assert elapsed < 2.0, f":qa took {elapsed:.2f} s"
+        wait_for(lambda: not any(is_alive(p) for p in family), 5, what="alice's processes to exit")
+    finally:
+        silent.close()
+
+
+def _ready(sock: socket.socket) -> bool:
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 def test_qa_exits_even_when_the_python_host_is_wedged(nvim_factory):
