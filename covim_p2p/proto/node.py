@@ -84,7 +84,7 @@ class PeerNode:
         self._introducer_addr: Addr | None = None
         self._join_started = now
         self.join_timeout = join_timeout
-        self.candidates = tuple(candidates)[:MAX_CANDIDATES]  # announced in JOIN: LAN candidates
+        self.candidates = tuple(candidates)[:MAX_CANDIDATES]  # in JOIN: our LAN addresses, later our relay
         self._join_interval = JOIN_RETRY_FIRST
         self._next_join = now
         self._last_epoch = 0
