@@ -27,14 +27,14 @@
             pythonImportsCheck = [ "stun" ];
           };
           python = pkgs.python3.withPackages (p: [
-            p.pycrdt p.pynvim p.trio pystun3
+            p.pycrdt p.pynvim p.trio pystun3 p.cryptography
             p.pytest p.pytest-timeout p.hypothesis
           ]);
         in
         {
           default = pkgs.mkShell {
             packages = [ python pkgs.neovim pkgs.nodejs pkgs.tmux ]
-              ++ pkgs.lib.optionals pkgs.stdenv.isLinux [ pkgs.iproute2 ];
+              ++ pkgs.lib.optionals pkgs.stdenv.isLinux [ pkgs.iproute2 pkgs.nftables pkgs.coturn ];
             shellHook = ''
               export PYTHONPATH="$PWD''${PYTHONPATH:+:$PYTHONPATH}"
               [ -d tests/yjs/node_modules ] || (cd tests/yjs && npm ci --no-audit --no-fund)
