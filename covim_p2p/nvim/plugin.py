@@ -107,6 +107,14 @@ class CoVimPlugin:
         except OSError as exc:
             raise UserError(exc.strerror or str(exc)) from None
 
+    @staticmethod
+    def _decode(kind, text: str):
+        """A token the user pasted: a bad one is one line for them, not a traceback."""
+        try:
+            return kind.decode(text)
+        except BadToken as exc:
+            raise UserError(str(exc)) from None
+
     def _require_idle(self) -> None:
         if self.session is not None and not self.session.stopped:
             raise UserError(f"already in a session as '{self.session.name}': :CoVim disconnect first")
@@ -182,10 +190,7 @@ class CoVimPlugin:
         self._require_idle()
         if not rest:
             raise UserError("usage: :CoVim connect <token> [name]")
-        try:
-            token = SessionToken.decode(rest[0])
-        except BadToken as exc:
-            raise UserError(str(exc)) from None
+        token = self._decode(SessionToken, rest[0])
         name = self._name(rest[1] if len(rest) > 1 else None)
         factory = self._ensure_engine()
         buf = self._new_shared_buffer(token, name)
@@ -211,10 +216,7 @@ class CoVimPlugin:
             raise UserError("only the host can add a peer: run :CoVim host first")
         if not rest:
             raise UserError("usage: :CoVim add <token from the peer's :CoVim start>")
-        try:
-            peer = PeerToken.decode(rest[0])
-        except BadToken as exc:
-            raise UserError(str(exc)) from None
+        peer = self._decode(PeerToken, rest[0])
         s.extra["introducer"].invite(peer.addrs, peer.nonce, s.token_text, time.monotonic())
         s.driver.poke()
         self.info(f"inviting the peer at {', '.join(f'{a[0]}:{a[1]}' for a in peer.addrs)}...")

@@ -88,11 +88,9 @@ class PeerNode:
         self._join_interval = JOIN_RETRY_FIRST
         self._next_join = now
         self._last_epoch = 0
-        self.turn = turn
         self.wire = PeerWire(token, peer_id, turn)
         self.is_host = introducer is not None
         self._relay_announced = False
-        self._turn_reported = False
         self.observed: Addr | None = None  # our public address as the introducer saw it (WELCOME)
         self._reported_down: set[int] = set()  # peers whose loss the user was told about
         self._lost: dict[int, float] = {}  # peer id -> until when we keep probing it again
@@ -134,8 +132,7 @@ class PeerNode:
                 self._send_frames([Bye("left the session")], link.addr, link)
         if self._introducer_addr is not None:
             self.wire.send_rendezvous(Leave(), self._introducer_addr)
-        if self.turn is not None:
-            self.turn.close(now)
+        self.wire.close(now)
         self.links.clear()
         self.state = "left"
 
@@ -167,8 +164,7 @@ class PeerNode:
         self._now = now
         for datagram, sender_addr, via_relay in self.wire.arrivals(data, addr, now):
             self._receive(datagram, sender_addr, now, via_relay)
-        if self.turn is not None:
-            self._check_relay(now)
+        self._check_relay(now)
 
     def _receive(self, data: bytes, addr: Addr, now: float, via_relay: bool) -> None:
         try:
@@ -229,9 +225,7 @@ class PeerNode:
             if set(fresh) - set(link.candidates):  # new ways in (a relay announced late): probe them now
                 link.next_hello, link.hello_interval = now, PROBE_FIRST
             link.candidates = fresh
-        if self.turn is not None:  # it may have to reach us through our relay
-            for ip in {a[0] for a in (link.addr, *member.candidates)}:
-                self.turn.permit(ip, now)
+        self.wire.permit((link.addr, *member.candidates), now)  # it may have to reach us through our relay
         if member.addr is None:
             link.is_host = True
         return link
@@ -364,12 +358,11 @@ class PeerNode:
         if self.state == "joining":
             times.append(self._join_started + self.join_timeout)
         times.append(self.presence.get_timer())
-        if self.turn is not None:
-            t = self.turn.get_timer()
-            if t is not None:
-                times.append(t)
-            if self.turn.state == "ready" and not self._relay_announced:
-                times.append(self._join_started + RELAY_DELAY)
+        relay = self.wire.get_timer()
+        if relay is not None:
+            times.append(relay)
+        if self.wire.relayed() is not None and not self._relay_announced:
+            times.append(self._join_started + RELAY_DELAY)
         return min(times)
 
     def handle_timer(self, now: float) -> None:
@@ -382,9 +375,8 @@ class PeerNode:
             self._events.append(JoinFailed(f"no answer from the host at {where} after {self.join_timeout:g} s "
                                            "(is it still hosting, and is this its current token?)"))
             return
-        if self.turn is not None:
-            self.turn.handle_timer(now)
-            self._check_relay(now)
+        self.wire.handle_timer(now)
+        self._check_relay(now)
         if now >= self._next_join:
             for addr in ([self._introducer_addr] if self._introducer_addr else self.token.addrs):
                 self.wire.send_rendezvous(Join(self.token.secret, self.name, self.candidates), addr)
@@ -415,15 +407,14 @@ class PeerNode:
 
     def _check_relay(self, now: float) -> None:
         """Announce the relayed address once it exists and direct holes had their chance."""
-        turn = self.turn
-        assert turn is not None
-        if turn.state == "failed" and not self._turn_reported and turn.problem != "closed":
-            self._turn_reported = True
-            self._events.append(Problem(turn.problem))
-        if (turn.state == "ready" and not self._relay_announced and turn.relayed is not None
-                and now >= self._join_started + RELAY_DELAY and self.state == "joined" and not self.is_host):
+        problem = self.wire.relay_problem()
+        if problem is not None:
+            self._events.append(Problem(problem))
+        relayed = self.wire.relayed()
+        if (relayed is not None and not self._relay_announced and now >= self._join_started + RELAY_DELAY
+                and self.state == "joined" and not self.is_host):
             self._relay_announced = True
-            self.candidates = (*self.candidates[:MAX_CANDIDATES - 1], turn.relayed)
+            self.candidates = (*self.candidates[:MAX_CANDIDATES - 1], relayed)
             self._next_join = now  # tell the introducer, which tells everyone
 
     # ---- network outputs -----------------------------------------------------

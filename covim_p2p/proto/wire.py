@@ -7,6 +7,8 @@ most MAX_DATAGRAM behind the link's epochs, sealed with the session's key
 through our relay (turn.py).  Incoming, the TURN server's messages are told
 apart from covim datagrams and what the relay carried is unwrapped, so the
 node sees every peer datagram the same way, with where it really came from.
+The relay's own upkeep (allocation, permissions, refresh) lives here too; the
+node only decides when to offer the relayed address.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class PeerWire:
         self.turn = turn
         self.seal = session_seal(token.session, token.secret)
         self._out: list[tuple[bytes, Addr]] = []
+        self._relay_reported = False
 
     # ---- in ------------------------------------------------------------------
 
@@ -68,6 +71,38 @@ class PeerWire:
             self._out.append((turn.wrap(datagram, addr), turn.server))
         else:
             self._out.append((datagram, addr))
+
+    # ---- the relay -------------------------------------------------------------
+
+    def relayed(self) -> Addr | None:
+        """Our relayed address, once the allocation stands."""
+        turn = self.turn
+        return turn.relayed if turn is not None and turn.state == "ready" else None
+
+    def permit(self, addrs: tuple[Addr, ...], now: float) -> None:
+        """Let these addresses' hosts send to us through the relay."""
+        if self.turn is not None:
+            for ip in {a[0] for a in addrs}:
+                self.turn.permit(ip, now)
+
+    def relay_problem(self) -> str | None:
+        """Why the relay failed, the first time it is asked after failing; else None."""
+        turn = self.turn
+        if turn is None or turn.state != "failed" or turn.problem == "closed" or self._relay_reported:
+            return None
+        self._relay_reported = True
+        return turn.problem
+
+    def get_timer(self) -> float | None:
+        return self.turn.get_timer() if self.turn is not None else None
+
+    def handle_timer(self, now: float) -> None:
+        if self.turn is not None:
+            self.turn.handle_timer(now)
+
+    def close(self, now: float) -> None:
+        if self.turn is not None:
+            self.turn.close(now)
 
     def take(self) -> list[tuple[bytes, Addr]]:
         if self.turn is not None:
