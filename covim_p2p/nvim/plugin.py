@@ -318,6 +318,19 @@ class CoVimPlugin:
             s.bridge.schedule_flush(resync=True)
 
     @guarded
+    def on_unload(self, buf) -> None:
+        """The shared buffer was unloaded or wiped: we can no longer see or show edits, so we leave.
+
+        Leaving is the one safe answer: an unloaded buffer reads as empty, and
+        treating that as the user's change would delete the text for everyone."""
+        s = self.session
+        if s is not None and s.bridge is not None and s.bridge.buf == buf and not s.stopped:
+            again = "; :CoVim connect <token> joins again" if s.role == "peer" else ""
+            self._stop()
+            self.report(f"the shared buffer was closed, so you left the session (the others keep the text){again}",
+                        "WarningMsg")
+
+    @guarded
     def shutdown(self) -> None:
         """VimLeavePre: say goodbye to the peers, then let Neovim go (it waits 500 ms at most)."""
         t0 = time.monotonic()

@@ -63,9 +63,12 @@ function M.attach(buf, chan)
         notify(c, 'covim_reload', b)
       end
     end,
-    on_detach = function(_, b)
+    on_detach = function(_, b)  -- unloaded or wiped (:bd, :bw, :e other with 'nohidden', ...)
+      local c = attached[b]
+      if c then send_lines(b) end
       attached[b] = nil
       queued[b] = nil
+      if c then notify(c, 'covim_unload', b) end  -- Python ends the session, with one line
     end,
   })
   -- Neovim's own undo would also revert other people's edits: use the CRDT's.
@@ -95,7 +98,7 @@ end
 -- Apply remote edits {{srow, scol, erow, ecol, lines}, ...} only if the buffer is
 -- still at `tick` (else Python has not seen the user's latest change yet: nil).
 function M.apply(buf, tick, edits)
-  if not vim.api.nvim_buf_is_valid(buf) then return -1 end
+  if not vim.api.nvim_buf_is_loaded(buf) then return -1 end  -- closed: never write into an unloaded buffer
   if vim.api.nvim_buf_get_changedtick(buf) ~= tick then return nil end
   applying[buf] = true
   local modifiable = vim.bo[buf].modifiable
@@ -133,6 +136,8 @@ end
 
 -- Read the whole buffer with its tick (the rare full resync).
 function M.snapshot(buf)
+  -- An unloaded buffer reads as empty: that must never look like "the user deleted everything".
+  if not vim.api.nvim_buf_is_loaded(buf) then error('covim: the shared buffer is not loaded') end
   return { vim.api.nvim_buf_get_changedtick(buf), vim.api.nvim_buf_get_lines(buf, 0, -1, true) }
 end
 

@@ -41,6 +41,10 @@ class CoVim:
     def reload(self, buf):
         self.impl.on_reload(buf)
 
+    @pynvim.rpc_export("covim_unload", sync=False)
+    def unload(self, buf):
+        self.impl.on_unload(buf)
+
     @pynvim.rpc_export("covim_shutdown", sync=False)
     def shutdown(self):
         self.impl.shutdown()
