@@ -36,6 +36,8 @@ vim.g.python3_host_prog = [==[{python}]==]
 vim.g.loaded_node_provider = 0
 vim.g.loaded_ruby_provider = 0
 vim.g.loaded_perl_provider = 0
+-- tests never contact public STUN servers: a test that wants STUN names a lab server
+vim.g.covim_stun = ''
 vim.opt.swapfile = false
 vim.opt.shada = ''
 vim.opt.shadafile = 'NONE'

@@ -17,7 +17,7 @@ from ..proto import natclass
 from ..proto.natclass import NatReport
 from ..proto.rendezvous import InviteAnswered, InviteExpired
 from ..proto.token import BadToken, PeerToken, SessionToken
-from .session import Session, SessionFactory
+from .session import Session, SessionFactory, TokenReady
 from .trio_host import TrioHost
 
 DEFAULT_PORT = 8555
@@ -122,7 +122,9 @@ class CoVimPlugin:
     def _on_event(self, session, event) -> None:
         if session is not self.session:
             return
-        if isinstance(event, SessionToken):  # a waiting peer was invited (trio side: hop to Neovim)
+        if isinstance(event, TokenReady):  # gathering is over (trio side: hop to Neovim)
+            self.nvim.async_call(lambda: self._show_token(session))
+        elif isinstance(event, SessionToken):  # a waiting peer was invited (trio side: hop to Neovim)
             self.nvim.async_call(lambda: self._accept_invite(session, event))
         elif isinstance(event, InviteAnswered):
             self.info(f"the peer at {event.addr[0]}:{event.addr[1]} accepted the invitation")
@@ -182,9 +184,22 @@ class CoVimPlugin:
         factory = self._ensure_engine()
         buf = self.nvim.current.buffer.number
         self.session = self._open(lambda: factory.host(buf, port, name))
-        token = self.session.token_text
+        self._show_token(self.session)
+
+    def _show_token(self, session) -> None:
+        """The token once its candidates are known (STUN answers take at most ~1 s, never a wait here)."""
+        if session is not self.session or session.stopped:
+            return
+        if not session.peer.token_ready:
+            self.info(f"{'hosting' if session.role == 'host' else 'waiting'} as '{session.name}'; "
+                      "asking the STUN servers for this machine's public address (at most 1 s)...")
+            return
+        token = session.token_text
         self.nvim.vars["covim_token"] = token
-        self.info(f"hosting as '{name}'. Share this token: {token}")
+        if session.role == "host":
+            self.info(f"hosting as '{session.name}'. Share this token: {token}")
+        else:
+            self.info(f"waiting as '{session.name}'. Give this token to the host (:CoVim add <token>): {token}")
 
     def _cmd_connect(self, rest: list[str]) -> None:
         self._require_idle()
@@ -205,9 +220,7 @@ class CoVimPlugin:
         name = self._name(rest[1] if len(rest) > 1 else None)
         factory = self._ensure_engine()
         self.session = self._open(lambda: factory.wait_for_invite(port, name))
-        token = self.session.token_text
-        self.nvim.vars["covim_token"] = token
-        self.info(f"waiting as '{name}'. Give this token to the host (:CoVim add <token>): {token}")
+        self._show_token(self.session)
 
     def _cmd_add(self, rest: list[str]) -> None:
         """Enhanced CoVim: the host admits a peer that ran :CoVim start."""
@@ -258,6 +271,8 @@ class CoVimPlugin:
             lines.append(f"  {peer['name']:<16} {peer['addr']:<22} {peer['path']:<7} rtt {rtt}")
         if not status["peers"]:
             lines.append("  no peers")
+        for cand in status.get("candidates", []):
+            lines.append(f"  candidate {cand['type']:<6} {cand['addr']}")
         if status.get("public_addr"):
             lines.append(f"  public address {status['public_addr']} (as the host sees it)")
         if status.get("nat"):
@@ -272,7 +287,8 @@ class CoVimPlugin:
                     "peers": [], "role": ""}
         if s.role == "waiting":
             return {"state": "waiting", "role": "waiting", "name": s.name, "token": s.token_text,
-                    "session": "", "bufnr": -1, "peers": [], "synced": False}
+                    "session": "", "bufnr": -1, "peers": [], "synced": False,
+                    "candidates": s.peer.candidate_dicts()}
         bridge = s.bridge
         return {
             "state": s.node.state, "role": s.role, "name": s.name, "token": s.token_text,
@@ -284,6 +300,7 @@ class CoVimPlugin:
             "dropped": s.node.dropped,
             "public_addr": f"{s.node.observed[0]}:{s.node.observed[1]}" if s.node.observed else "",
             "nat": s.nat.kind if s.nat is not None else "",  # pystun3's name; "" until checked (g:covim_stun)
+            "candidates": s.peer.candidate_dicts(),  # [{type: host|srflx|relay, addr: "ip:port"}]
         }
 
     @guarded

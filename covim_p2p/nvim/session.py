@@ -1,92 +1,41 @@
-"""Build and tear down one session: socket, machines, trio driver, buffer bridge.
+"""Build and tear down one session in Neovim: the assembled peer (peer.py), its driver, the buffer bridge.
 
 Everything here runs on pynvim's loop thread (trio is a guest there), so the
-node and its pycrdt Doc are only ever touched by one thread.
+node and its pycrdt Doc are only ever touched by one thread.  The socket,
+ids, machines and candidates come from ``covim_p2p.peer``, shared with the
+headless ``python -m covim_p2p`` and the tests.
 """
 
 from __future__ import annotations
 
-import secrets
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .. import peer as assembly
 from ..io.natclass import classify_in_thread
-from ..io.udp import UdpDriver, bind_udp
-from ..proto.hoststack import HostStack
+from ..io.udp import UdpDriver
 from ..proto.invite import InviteWaiter
 from ..proto.natclass import NatReport
-from ..proto.node import JOIN_TIMEOUT, PeerNode
-from ..proto.rendezvous import Introducer
-from ..proto.token import SECRET_LEN, PeerToken, SessionToken
-from ..proto.turn import TurnClient
+from ..proto.node import PeerNode
+from ..proto.token import PeerToken, SessionToken
 from .bridge import BufferBridge
 from .trio_host import TrioHost
 
 Report = Callable[[str, str], None]
 
 
-def advertised_ips(bind_host: str, configured: Any) -> list[str]:
-    """Addresses to put in the token: configured ones, else this machine's, loopback last."""
-    if configured:
-        items = configured if isinstance(configured, list) else str(configured).split(",")
-        return [str(i).strip() for i in items if str(i).strip()]
-    if bind_host not in ("0.0.0.0", ""):
-        return [bind_host]
-    ips: list[str] = []
-    try:
-        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
-            ip = info[4][0]
-            if not ip.startswith("127.") and ip not in ips:
-                ips.append(ip)
-    except OSError:
-        pass
-    return ips[:3] + ["127.0.0.1"]
-
-
-def stun_server(configured: Any) -> tuple[str, int] | None:
-    """``g:covim_stun``: "host" or "host:port" (3478), or unset/empty for no NAT check."""
-    text = str(configured or "").strip()
-    if not text:
-        return None
-    host, _, port = text.rpartition(":") if ":" in text else (text, "", "3478")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"g:covim_stun must be 'host' or 'host:port', not {text!r}")
-    return host, int(port)
-
-
-def turn_settings(configured: Any) -> tuple[str, str, tuple[str, int]] | None:
-    """``g:covim_turn``: "user:password@host[:port]" (3478), or unset/empty for no relay."""
-    text = str(configured or "").strip()
-    if not text:
-        return None
-    creds, at, where = text.rpartition("@")
-    user, colon, password = creds.partition(":")
-    if not at or not colon or not user:
-        raise ValueError("g:covim_turn must be 'user:password@host[:port]'")
-    host, _, port = where.rpartition(":") if ":" in where else (where, "", "3478")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("g:covim_turn must be 'user:password@host[:port]'")
-    try:
-        ip = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_DGRAM)[0][4][0]
-    except OSError as exc:
-        raise ValueError(f"g:covim_turn: cannot resolve {host} ({exc})") from None
-    return user, password, (ip, int(port))
-
-
-def local_candidates(sock: socket.socket) -> tuple[tuple[str, int], ...]:
-    """Where peers on our LAN can reach this socket: its own address, or this machine's."""
-    ip, port = sock.getsockname()[:2]
-    ips = [ip] if ip not in ("0.0.0.0", "") else [i for i in advertised_ips("0.0.0.0", None) if not i.startswith("127.")]
-    return tuple((i, port) for i in ips)
+@dataclass(frozen=True)
+class TokenReady:
+    """Gathering is over: the token (with its server-reflexive candidates) can be shown."""
+    text: str
 
 
 @dataclass
 class Session:
     role: str
     name: str
-    token: SessionToken
+    peer: assembly.Peer
     node: PeerNode
     driver: UdpDriver
     bridge: BufferBridge | None = None
@@ -96,15 +45,19 @@ class Session:
     nat: NatReport | None = None  # set when the STUN check (g:covim_stun) has an answer
 
     @property
+    def token(self) -> SessionToken:
+        return self.peer.token  # type: ignore[return-value]
+
+    @property
     def token_text(self) -> str:
-        return self.token.encode()
+        return self.peer.token_text
 
 
 @dataclass
 class Waiting:
     """A peer that ran ``:CoVim start`` and waits for the host's ``:CoVim add``."""
     name: str
-    token: PeerToken
+    peer: assembly.Peer
     waiter: InviteWaiter
     driver: UdpDriver
     scope: Any = None
@@ -113,8 +66,12 @@ class Waiting:
     role: str = "waiting"
 
     @property
+    def token(self) -> PeerToken:
+        return self.peer.token  # type: ignore[return-value]
+
+    @property
     def token_text(self) -> str:
-        return self.token.encode()
+        return self.peer.token_text
 
 
 class SessionFactory:
@@ -124,102 +81,80 @@ class SessionFactory:
         self.report = report
         self.on_event = on_event
 
+    def settings(self) -> assembly.Settings:
+        return assembly.Settings.from_vars(self.nvim.vars.get)
+
     def host(self, buf: int, port: int, name: str) -> Session:
-        bind_host = str(self.nvim.vars.get("covim_bind", "0.0.0.0"))
-        sock = bind_udp(bind_host, port)
-        real_port = sock.getsockname()[1]
-        ips = advertised_ips(bind_host, self.nvim.vars.get("covim_host_addr"))
-        token = SessionToken(tuple((ip, real_port) for ip in ips),
-                             secrets.randbits(63) | 1, secrets.token_bytes(SECRET_LEN))
-        return self._start("host", buf, sock, token, name, host=True)
+        settings = self.settings()
+        tick, lines = self._attach(buf)
+        peer = assembly.host(settings, port, name, "\n".join(lines))
+        return self._start(peer, buf, tick, lines)
 
     def connect(self, buf: int, token: SessionToken, name: str, waiting: "Waiting | None" = None) -> Session:
         """Join ``token``'s session; ``waiting``: keep the socket of a peer that ran :CoVim start."""
-        if waiting is not None:
-            return self._start("peer", buf, waiting.driver.sock, token, name, host=False,
-                               driver=waiting.driver, scope=waiting.scope)
-        sock = bind_udp(str(self.nvim.vars.get("covim_bind", "0.0.0.0")), 0)
-        return self._start("peer", buf, sock, token, name, host=False)
+        settings = self.settings()
+        tick, lines = self._attach(buf)
+        peer = assembly.join(settings, token, name, waiting=waiting.peer if waiting else None)
+        return self._start(peer, buf, tick, lines, scope=waiting.scope if waiting else None)
 
     def wait_for_invite(self, port: int, name: str) -> Waiting:
         """``:CoVim start``: a socket and a peer token; ``:CoVim add`` on the host brings the invitation."""
-        bind_host = str(self.nvim.vars.get("covim_bind", "0.0.0.0"))
-        sock = bind_udp(bind_host, port)
-        ips = advertised_ips(bind_host, self.nvim.vars.get("covim_host_addr"))
-        nonce = secrets.token_bytes(SECRET_LEN)
-        token = PeerToken(tuple((ip, sock.getsockname()[1]) for ip in ips), nonce)
-        waiter = InviteWaiter(nonce, secrets.randbits(64) | 1)
+        peer = assembly.wait_for_invite(self.settings(), port, name)
+        self._report_problems(peer)
+        waiter = peer.waiter
+        assert waiter is not None
         waiting: Waiting | None = None
 
         def activity() -> None:
-            if waiting is not None and waiter.invited is not None and not waiting.accepted:
+            if waiting is None:
+                return
+            if peer.poll():
+                self.on_event(waiting, TokenReady(peer.token_text))
+            if waiter.invited is not None and not waiting.accepted:
                 waiting.accepted = True
                 self.on_event(waiting, waiter.invited)
 
-        driver = UdpDriver(waiter, sock, activity)
-        waiting = Waiting(name, token, waiter, driver)
-        waiting.scope = self._spawn(driver)
+        driver = peer.make_driver(activity)
+        waiting = Waiting(name, peer, waiter, driver)
+        waiting.scope = self.trio.spawn(peer.run, "network driver")
         return waiting
 
-    def _spawn(self, driver: UdpDriver):
-        """Run the driver as a supervised trio task; the socket closes with it."""
-        async def run() -> None:
-            try:
-                await driver.run()
-            finally:
-                driver.sock.close()
+    def _attach(self, buf: int) -> tuple[int, list[str]]:
+        return self.nvim.exec_lua("return require('covim').attach(...)", buf, self.nvim.channel_id)
 
-        return self.trio.spawn(run, "network driver")
+    def _report_problems(self, peer: assembly.Peer) -> None:
+        for problem in peer.problems:
+            self.report(problem, "WarningMsg")
+        if peer.note:
+            self.report(peer.note, "WarningMsg")
 
-    def _start(self, role: str, buf: int, sock: socket.socket, token: SessionToken, name: str, *, host: bool,
-               driver: UdpDriver | None = None, scope: Any = None) -> Session:
-        tick, lines = self.nvim.exec_lua("return require('covim').attach(...)", buf, self.nvim.channel_id)
-        now = time.monotonic()
-        introducer = Introducer(token.session, token.secret) if host else None
-        relay = self._setting(turn_settings, "covim_turn", "no relay")
-        turn = None if relay is None else TurnClient(relay[2], relay[0], relay[1], secrets.token_bytes, now)
-        node = PeerNode(name=name, token=token, peer_id=secrets.randbits(64) | 1,
-                        client_id=secrets.randbits(32), now=now,
-                        initial_text="\n".join(lines) if host else "", introducer=introducer,
-                        join_timeout=float(self.nvim.vars.get("covim_join_timeout", JOIN_TIMEOUT)),
-                        candidates=local_candidates(sock), turn=turn)
-        machine: Any = node
-        if introducer is not None:
-            introducer._local_sink = node.on_local_rendezvous
-            machine = HostStack(introducer, node)
+    def _start(self, peer: assembly.Peer, buf: int, tick: int, lines: list[str], scope: Any = None) -> Session:
+        self._report_problems(peer)
+        node = peer.node
+        assert node is not None
         session: Session | None = None
 
         def activity() -> None:
             if session is not None:
                 self._drain(session)
 
-        reuse = driver is not None
-        if driver is None:
-            driver = UdpDriver(machine, sock, activity)
-        else:  # the waiting peer's driver, socket and tasks carry on with the session's machine
-            driver.machine = machine
+        reuse = peer.driver is not None
+        if peer.driver is not None:  # the waiting peer's driver, socket and tasks carry on with the session's machine
+            driver = peer.driver
             driver._on_activity = activity
-        session = Session(role, name, token, node, driver)
-        session.extra["introducer"] = introducer
+        else:
+            driver = peer.make_driver(activity)
+        session = Session(peer.role, peer.name, peer, node, driver)
+        session.extra["introducer"] = peer.introducer
         session.bridge = BufferBridge(self.nvim, buf, node, driver.poke, self.report, tick, lines)
-        if not host:
+        if peer.role != "host":
             session.bridge.locked = True
             self.nvim.api.set_option_value("modifiable", False, {"buf": buf})
-
-        session.scope = scope if reuse else self._spawn(driver)
+        session.scope = scope if reuse else self.trio.spawn(peer.run, "network driver")
         driver.poke()
-        server = self._setting(stun_server, "covim_stun", "no NAT check")
-        if server is not None:
-            session.extra["nat_scope"] = self._check_nat(session, sock.getsockname()[0], server)
+        if peer.stun:
+            session.extra["nat_scope"] = self._check_nat(session, peer.sock.getsockname()[0], peer.stun[0])
         return session
-
-    def _setting(self, parse: Callable[[Any], Any], var: str, without: str) -> Any:
-        """An optional g:var: its parsed value, or None with one warning line if it is wrong."""
-        try:
-            return parse(self.nvim.vars.get(var))
-        except ValueError as exc:
-            self.report(f"{exc}; {without}", "WarningMsg")
-            return None
 
     def _check_nat(self, session: Session, local_ip: str, server: tuple[str, int]) -> Any:
         """In the background: the answer is news for :messages and CoVimStatus, never a wait."""
@@ -237,6 +172,8 @@ class SessionFactory:
         introducer = session.extra.get("introducer")
         while introducer is not None and introducer.events:
             self.on_event(session, introducer.events.pop(0))
+        if session.peer.poll():
+            self.on_event(session, TokenReady(session.peer.token_text))
         bridge = session.bridge
         if bridge is None or bridge.closed:
             return
@@ -268,4 +205,3 @@ class SessionFactory:
             self.trio.cancel(session.scope)
         if session.extra.get("nat_scope") is not None:
             self.trio.cancel(session.extra["nat_scope"])
-

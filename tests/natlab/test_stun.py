@@ -54,6 +54,7 @@ def test_the_plugin_reports_its_nat_in_status_and_messages(lab, nvim_factory):
         nvim.vars["covim_stun"] = f"{lab.server.ip}:3478"
     a.vars["covim_host_addr"] = alice_at.ip
     a.command("CoVim host 0 alice")
+    wait_for(lambda: a.vars.get("covim_token", ""), 3, what="alice's token (STUN answers first, at most 1 s)")
     c.command(f"CoVim connect {a.vars['covim_token']} carol")
     wait_for(lambda: status(a)["nat"] and status(c)["nat"], 20, what="both NAT checks")
     assert status(a)["nat"] == natclass.OPEN

@@ -16,6 +16,8 @@ def host(nvim, name: str = "alice", lines: list[str] | None = None) -> str:
     if lines is not None:
         nvim.current.buffer[:] = lines
     nvim.command(f"CoVim host 0 {name}")
+    # with g:covim_stun set, the token waits (at most ~1 s) for the server-reflexive candidates
+    wait_for(lambda: nvim.vars.get("covim_token", "").startswith("covim1-"), 3, what="the host's token")
     token = nvim.vars["covim_token"]
     assert token.startswith("covim1-")
     return token
