@@ -16,6 +16,7 @@ from ..proto import events as ev
 from ..proto import natclass
 from ..proto.natclass import NatReport
 from ..proto.rendezvous import InviteAnswered, InviteExpired
+from ..proto.drops import merged
 from ..proto.token import BadToken, PeerToken, SessionToken
 from .session import Session, SessionFactory, TokenReady
 from .trio_host import TrioHost
@@ -277,6 +278,9 @@ class CoVimPlugin:
             lines.append(f"  public address {status['public_addr']} (as the host sees it)")
         if status.get("nat"):
             lines.append(f"  NAT type: {status['nat']}")
+        if status.get("dropped"):
+            why = ", ".join(f"{reason} {n}" for reason, n in status["dropped_by"].items())
+            lines.append(f"  dropped {status['dropped']} datagrams ({why})")
         self.nvim.api.echo([["\n".join(lines), "None"]], True, {})
 
     @guarded
@@ -286,10 +290,13 @@ class CoVimPlugin:
             return {"state": self.last_state, "name": "", "token": "", "session": "", "bufnr": -1,
                     "peers": [], "role": ""}
         if s.role == "waiting":
+            by = merged(s.waiter.drops)
             return {"state": "waiting", "role": "waiting", "name": s.name, "token": s.token_text,
                     "session": "", "bufnr": -1, "peers": [], "synced": False,
-                    "candidates": s.peer.candidate_dicts()}
+                    "candidates": s.peer.candidate_dicts(), "dropped": sum(by.values()), "dropped_by": by}
         bridge = s.bridge
+        introducer = s.extra.get("introducer")
+        dropped_by = merged(s.node.drops, introducer.drops if introducer is not None else None)
         return {
             "state": s.node.state, "role": s.role, "name": s.name, "token": s.token_text,
             "session": f"{s.token.session:016x}", "bufnr": bridge.buf if bridge else -1,
@@ -297,7 +304,8 @@ class CoVimPlugin:
             "synced": s.node.synced and not (bridge and bridge.locked),
             "pending_remote": len(bridge.pending) if bridge else 0,
             "resyncs": bridge.resyncs if bridge else 0,
-            "dropped": s.node.dropped,
+            "dropped": sum(dropped_by.values()),  # the introducer's too: it shares the host's socket
+            "dropped_by": dropped_by,
             "public_addr": f"{s.node.observed[0]}:{s.node.observed[1]}" if s.node.observed else "",
             "nat": s.nat.kind if s.nat is not None else "",  # pystun3's name; "" until checked (g:covim_stun)
             "candidates": s.peer.candidate_dicts(),  # [{type: host|srflx|relay, addr: "ip:port"}]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from .codec import DecodeError, Reader, Writer, read_blob, read_text, read_varuint, truncated, write_varuint
 
 MAGIC = b"CV"
-VERSION = 3
+VERSION = 4  # v4: seal instances, receiver binding (seal.py)
 KIND_RENDEZVOUS = 1
 KIND_PEER = 2
 _HEADER = struct.Struct("!2sBBQQ")

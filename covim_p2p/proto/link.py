@@ -41,6 +41,7 @@ class Link:
     candidates: tuple[Addr, ...] = ()  # more addresses to probe until up (the peer's LAN addresses)
     up: bool = False
     is_host: bool = False  # the host's peer always holds the whole document
+    introduced: bool = True  # False: opened by the peer's HELLO before the introducer named it
     via_relay: bool = False  # the last datagram came through our TURN relay: answer the same way
     epoch: int = 0       # this incarnation of our side
     peer_epoch: int = 0  # the peer's side, once a datagram told us

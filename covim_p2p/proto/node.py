@@ -28,6 +28,13 @@ Rules of the machine:
   peer's side is dropped; a newer one restarts our channel and resyncs; DATA
   and ACK addressed to an older epoch of ours are ignored.
 * ``left``/``failed`` are final.
+* Bounded state (security v4): cheap checks (session id, not from
+  ourselves, rendezvous only from the introducer's address) come before the
+  seal opens anything, and the seal rate-limits key derivations for unknown
+  senders.  A HELLO from a peer the introducer has not named yet makes a
+  link only while fewer than ``MAX_UNINTRODUCED`` such links exist and fewer
+  than ``MAX_LINKS`` in all; only introduced links are probed again after a
+  loss.  Every refusal is counted in ``drops`` by reason.
 
 No clock, no sockets: ``now`` is passed in, datagrams go out through
 ``datagrams_to_send``.  Inputs from the editor are ``local_edits`` and
@@ -37,20 +44,24 @@ No clock, no sockets: ``now`` is passed in, datagrams go out through
 
 from __future__ import annotations
 
+import os
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from ..editor.edits import TextEdit
 from .channel import ChannelError
 from .codec import DecodeError
+from .drops import Drops
 from .document import SharedDocument
 from .events import Event, JoinFailed, Joined, PeerDown, PeerUp, Problem, Synced
-from .framing import KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Frame, Hello, Ping, Pong, decode_peer_body_untrusted
+from .framing import KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Frame, Hello, Ping, Pong, decode_datagram_untrusted, \
+    decode_peer_body_untrusted
 from .link import PING_INTERVAL, PROBE_FIRST, PROBE_MAX, RESYNC_INTERVAL, Link
 from .messages import (AwarenessUpdate, SessionMessage, SyncStep1, SyncStep2, Update,
                        decode_session_message_untrusted, encode_session_message)
 from .presence import Presence
-from .rendezvous import MAX_CANDIDATES, Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, \
+from .rendezvous import MAX_CANDIDATES, MAX_MEMBERS, Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, \
     Welcome, decode_message_untrusted
 from .token import SessionToken
 from .turn import TurnClient
@@ -61,6 +72,14 @@ JOIN_RETRY_FIRST = 0.25
 REFRESH_INTERVAL = 5.0
 REPROBE_WINDOW = 300.0
 RELAY_DELAY = 1.0
+MAX_LINKS = MAX_MEMBERS  # links in all (the introducer admits no more members)
+MAX_UNINTRODUCED = 8  # links opened by a HELLO before the introducer named the peer
+
+
+class _Refused(DecodeError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _is_fatal(exc: BaseException) -> bool:
@@ -71,14 +90,14 @@ class PeerNode:
     def __init__(self, *, name: str, token: SessionToken, peer_id: int, client_id: int,
                  now: float, initial_text: str = "", introducer: Introducer | None = None,
                  join_timeout: float = JOIN_TIMEOUT, candidates: tuple[Addr, ...] = (),
-                 turn: TurnClient | None = None) -> None:
+                 turn: TurnClient | None = None, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
         self.name = name
         self.token = token
         self.peer_id = peer_id
         self.document = SharedDocument(client_id, initial_text)
         self.links: dict[int, Link] = {}
         self.state = "joining"
-        self.dropped = 0
+        self.drops = Drops()
         self._now = now
         self._events: deque[Event] = deque()
         self._introducer_addr: Addr | None = None
@@ -88,7 +107,7 @@ class PeerNode:
         self._join_interval = JOIN_RETRY_FIRST
         self._next_join = now
         self._last_epoch = 0
-        self.wire = PeerWire(token, peer_id, turn)
+        self.wire = PeerWire(token, peer_id, turn, random_bytes)
         self.is_host = introducer is not None
         self._relay_announced = False
         self.observed: Addr | None = None  # our public address as the introducer saw it (WELCOME)
@@ -102,6 +121,14 @@ class PeerNode:
             self.state = "joined"
             self._next_join = float("inf")
             self._events.append(Joined())
+
+    @property
+    def dropped(self) -> int:
+        return self.drops.total
+
+    @dropped.setter
+    def dropped(self, value: int) -> None:  # ``dropped += 1`` still counts, as "other"
+        self.drops.add("other", value - self.drops.total)
 
     # ---- editor inputs -----------------------------------------------------
 
@@ -168,18 +195,24 @@ class PeerNode:
 
     def _receive(self, data: bytes, addr: Addr, now: float, via_relay: bool) -> None:
         try:
-            header, body = self.wire.open_untrusted(data)
-            if header.session != self.token.session or header.sender == self.peer_id:
-                raise DecodeError("not for this session")
+            try:
+                header, _ = decode_datagram_untrusted(data)  # cheap checks first: no crypto yet
+            except DecodeError:
+                raise _Refused("garbled") from None
+            if header.session != self.token.session:
+                raise _Refused("other session")
+            if header.sender == self.peer_id:
+                raise _Refused("from ourselves")
+            if header.kind == KIND_RENDEZVOUS and (via_relay or header.sender != Introducer.ID or (
+                    addr not in self.token.addrs and addr != self._introducer_addr)):
+                raise _Refused("not from our introducer")
+            header, body = self.wire.open_untrusted(data, now)
             if header.kind == KIND_RENDEZVOUS:
-                if via_relay or header.sender != Introducer.ID or (
-                        addr not in self.token.addrs and addr != self._introducer_addr):
-                    raise DecodeError("rendezvous message not from our introducer")
                 self._on_rendezvous(decode_message_untrusted(body), addr, now)
             else:
                 self._on_peer_datagram(header.sender, *decode_peer_body_untrusted(body), addr, now, via_relay)
-        except DecodeError:
-            self.dropped += 1
+        except DecodeError as exc:
+            self.drops.add_error(exc)
 
     def on_local_rendezvous(self, msg: Message) -> None:
         """The host's in-process introducer talks to us here."""
@@ -209,17 +242,22 @@ class PeerNode:
         elif isinstance(msg, PeerLeft):
             pass  # links decide for themselves: the mesh does not depend on the introducer
         else:
-            self.dropped += 1
+            self.drops.add("unexpected rendezvous")
 
-    def _ensure_link(self, member: Member, introducer_addr: Addr, now: float) -> Link | None:
+    def _ensure_link(self, member: Member, introducer_addr: Addr, now: float, introduced: bool = True) -> Link | None:
         if member.peer_id == self.peer_id:
             return None
         link = self.links.get(member.peer_id)
         if link is None:
+            if len(self.links) >= MAX_LINKS or (not introduced and sum(
+                    not l.introduced for l in self.links.values()) >= MAX_UNINTRODUCED):
+                self.drops.add("too many links")
+                return None
             self._last_epoch += 1
             link = Link(member.peer_id, member.name, member.addr or introducer_addr, created=now,
                         next_hello=now, last_rx=now, epoch=self._last_epoch)
             self.links[member.peer_id] = link
+        link.introduced = link.introduced or introduced
         if not link.up:  # probe its LAN addresses too: the one the introducer saw may not lead back in
             fresh = tuple(a for a in member.candidates if a != link.addr and a not in self.candidates)
             if set(fresh) - set(link.candidates):  # new ways in (a relay announced late): probe them now
@@ -233,20 +271,21 @@ class PeerNode:
     def _on_peer_datagram(self, sender: int, src_epoch: int, dst_epoch: int, frames: list[Frame],
                           addr: Addr, now: float, via_relay: bool = False) -> None:
         if self.state != "joined":
-            self.dropped += 1
+            self.drops.add("not joined")
             return
         link = self.links.get(sender)
         if link is None:
             hello = next((f for f in frames if isinstance(f, Hello)), None)
             if hello is None or src_epoch == 0:
                 if not any(isinstance(f, Bye) for f in frames):
-                    self.wire.send_frames([Bye("no such link")], addr)
-                self.dropped += 1
+                    self.wire.send_frames([Bye("no such link")], addr, sender)
+                self.drops.add("no such link")
                 return
-            link = self._ensure_link(Member(sender, hello.name[:64], addr), addr, now)
-            assert link is not None
+            link = self._ensure_link(Member(sender, hello.name[:64], addr), addr, now, introduced=False)
+            if link is None:
+                return
         if src_epoch < link.peer_epoch or (src_epoch == 0 and not all(isinstance(f, Bye) for f in frames)):
-            self.dropped += 1  # from an older incarnation of the peer's side, delayed or duplicated
+            self.drops.add("stale epoch")  # from an older incarnation of the peer's side, delayed or duplicated
             return
         if src_epoch > link.peer_epoch:
             restarted = link.peer_epoch != 0
@@ -339,12 +378,13 @@ class PeerNode:
         if link.up or link.peer_id not in self._reported_down:
             self._reported_down.add(link.peer_id)
             self._events.append(PeerDown(link.peer_id, link.name, reason))
+        reprobe = reprobe and link.introduced  # a HELLO the introducer never confirmed is not chased
         until = self._lost.setdefault(link.peer_id, self._now + REPROBE_WINDOW) if reprobe else 0.0
         if self._now < until and self.state == "joined":
             again = self._ensure_link(Member(link.peer_id, link.name, link.addr, link.candidates), link.addr,
                                       self._now)
-            assert again is not None
-            again.is_host = link.is_host
+            if again is not None:
+                again.is_host = link.is_host
         else:
             self._lost.pop(link.peer_id, None)
 
@@ -426,7 +466,7 @@ class PeerNode:
                 link.channel.send(raw)
 
     def _send_frames(self, frames: list[Frame], addr: Addr, link: Link) -> None:
-        self.wire.send_frames(frames, addr, (link.epoch, link.peer_epoch), link.via_relay)
+        self.wire.send_frames(frames, addr, link.peer_id, (link.epoch, link.peer_epoch), link.via_relay)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         self._now = now

@@ -21,6 +21,10 @@ Rules of the introducer:
   the session token to a waiting peer's addresses, with backoff, until it
   answers INVITE_ACK with the token's nonce or ``INVITE_TIMEOUT`` passes; the
   outcome is queued in ``events``.
+* Security v4: the introducer seals with a seal instance of its own, each
+  invitation with a fresh one (seal.py), so no two of them share a key; it
+  answers a member sealed for that member only.  At most ``MAX_INVITES``
+  invitations are pending.  Every refusal is counted in ``drops`` by reason.
 * One member may be *local* (the host's own peer, sharing the introducer's
   socket): it gets its notifications through ``local_sink`` and is announced
   with ``at_introducer`` so others use the address they reached us at.
@@ -29,12 +33,14 @@ Rules of the introducer:
 from __future__ import annotations
 
 import hmac
+import os
 from dataclasses import dataclass
 from typing import Callable
 
 from .codec import DecodeError, Reader, Writer
-from .framing import KIND_RENDEZVOUS, Addr, Header, read_addr, write_addr
-from .seal import invite_seal, session_seal
+from .framing import KIND_RENDEZVOUS, Addr, Header, decode_datagram_untrusted, read_addr, write_addr
+from .drops import Drops
+from .seal import INSTANCE_LEN, invite_seal, session_seal
 
 R_JOIN, R_WELCOME, R_REJECT, R_PEER_JOINED, R_PEER_LEFT, R_LEAVE, R_INVITE, R_INVITE_ACK = 1, 2, 3, 4, 5, 6, 7, 8
 INVITE_TIMEOUT = 15.0
@@ -42,6 +48,7 @@ MEMBER_TIMEOUT = 20.0
 MAX_MEMBERS = 64
 MAX_NAME = 64
 MAX_CANDIDATES = 5
+MAX_INVITES = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,33 +216,45 @@ class Introducer:
     ID = 0  # sender id of the introducer's own datagrams
 
     def __init__(self, session: int, secret: bytes, *,
-                 local_sink: Callable[[Message], None] | None = None) -> None:
+                 local_sink: Callable[[Message], None] | None = None,
+                 random_bytes: Callable[[int], bytes] = os.urandom) -> None:
         self.session = session
         self._secret = secret
-        self.seal = session_seal(session, secret)
+        self._random = random_bytes
+        self.seal = session_seal(session, secret, random_bytes(INSTANCE_LEN))
         self._members: dict[int, _Entry] = {}
         self._local: int | None = None
         self._local_sink = local_sink
         self._out: list[tuple[bytes, Addr]] = []
-        self.dropped = 0
-        # nonce -> [addresses, session token text, next send, interval, deadline]
+        self.drops = Drops()
+        # nonce -> [addresses, session token text, next send, interval, deadline, seal]
         self._invites: dict[bytes, list] = {}
         self.events: list[InviteAnswered | InviteExpired] = []
 
-    def invite(self, addrs: tuple[Addr, ...], nonce: bytes, session_token: str, now: float) -> None:
-        self._invites[nonce] = [addrs, session_token, now, 0.1, now + INVITE_TIMEOUT, invite_seal(nonce)]
+    @property
+    def dropped(self) -> int:
+        return self.drops.total
 
-    def _open(self, data: bytes) -> tuple[Header, bytes]:
+    def invite(self, addrs: tuple[Addr, ...], nonce: bytes, session_token: str, now: float) -> None:
+        """Every invitation gets a seal of its own (fresh random instance): the same peer token
+        invited twice, or by two hosts, never reuses a key."""
+        if nonce not in self._invites and len(self._invites) >= MAX_INVITES:
+            self.events.append(InviteExpired(addrs))
+            return
+        seal = invite_seal(nonce, self._random(INSTANCE_LEN))
+        self._invites[nonce] = [addrs, session_token, now, 0.1, now + INVITE_TIMEOUT, seal]
+
+    def _open(self, data: bytes, now: float) -> tuple[Header, bytes]:
         """Members seal with the session's key; a waiting peer's INVITE_ACK with its invitation's."""
         try:
-            return self.seal.open_untrusted(data)
-        except DecodeError:
+            return self.seal.open_untrusted(data, self.ID, now)
+        except DecodeError as exc:
             for invite in self._invites.values():
                 try:
-                    return invite[5].open_untrusted(data)
+                    return invite[5].open_untrusted(data, self.ID, now)
                 except DecodeError:
                     pass
-            raise
+            raise exc
 
     def add_local_member(self, peer_id: int, name: str, candidates: tuple[Addr, ...] = ()) -> None:
         self._local = peer_id
@@ -254,20 +273,23 @@ class Introducer:
             if self._local_sink is not None:
                 self._local_sink(msg)
         elif member.addr is not None:
-            self._out.append((self.seal.seal(KIND_RENDEZVOUS, self.session, self.ID, encode_message(msg)),
-                              member.addr))
+            self._reply(msg, member.addr, member.peer_id)
 
-    def _reply(self, msg: Message, addr: Addr) -> None:
-        self._out.append((self.seal.seal(KIND_RENDEZVOUS, self.session, self.ID, encode_message(msg)), addr))
+    def _reply(self, msg: Message, addr: Addr, receiver: int) -> None:
+        self._out.append((self.seal.seal(KIND_RENDEZVOUS, self.session, self.ID, encode_message(msg), receiver),
+                          addr))
 
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
         try:
-            header, body = self._open(data)
-            if header.kind != KIND_RENDEZVOUS or header.session != self.session:
+            header, _ = decode_datagram_untrusted(data)  # cheap checks before any crypto
+            if header.kind != KIND_RENDEZVOUS:
                 raise DecodeError("not for the introducer")
+            if header.session != self.session:  # a waiting peer's INVITE_ACK echoes our session id
+                raise DecodeError("other session")
+            header, body = self._open(data, now)
             msg = decode_message_untrusted(body)
-        except DecodeError:
-            self.dropped += 1
+        except DecodeError as exc:
+            self.drops.add_error(exc)
             return
         sender = header.sender
         if isinstance(msg, Join):
@@ -280,31 +302,32 @@ class Introducer:
             if self._invites.pop(msg.nonce, None) is not None:
                 self.events.append(InviteAnswered(addr))
         else:
-            self.dropped += 1
+            self.drops.add("unexpected rendezvous")
 
     def _on_join(self, sender: int, msg: Join, addr: Addr, now: float) -> None:
         if not hmac.compare_digest(msg.secret, self._secret):
-            self._reply(Reject("wrong session secret: ask the host for a fresh token"), addr)
+            self._reply(Reject("wrong session secret: ask the host for a fresh token"), addr, sender)
             return
         name = msg.name.strip()
         if not name or len(name) > MAX_NAME:
-            self._reply(Reject(f"a name must be 1 to {MAX_NAME} characters"), addr)
+            self._reply(Reject(f"a name must be 1 to {MAX_NAME} characters"), addr, sender)
             return
         if sender == self.ID or sender == self._local:
-            self.dropped += 1
+            self.drops.add("impersonation")
             return
         for entry in self._members.values():
             if entry.member.name == name and entry.member.peer_id != sender:
-                self._reply(Reject(f"the name '{name}' is already taken in this session: choose another"), addr)
+                self._reply(Reject(f"the name '{name}' is already taken in this session: choose another"), addr,
+                            sender)
                 return
         known = self._members.get(sender)
         if known is None and len(self._members) >= MAX_MEMBERS:
-            self._reply(Reject(f"the session is full ({MAX_MEMBERS} peers)"), addr)
+            self._reply(Reject(f"the session is full ({MAX_MEMBERS} peers)"), addr, sender)
             return
         member = Member(sender, name, addr, msg.candidates)
         self._members[sender] = _Entry(member, now)
         others = tuple(e.member for pid, e in self._members.items() if pid != sender)
-        self._reply(Welcome(addr, others), addr)
+        self._reply(Welcome(addr, others), addr, sender)
         if known is None or known.member != member:
             for entry in list(self._members.values()):
                 if entry.member.peer_id != sender:
@@ -332,7 +355,8 @@ class Introducer:
                 self.events.append(InviteExpired(addrs))
             elif now >= next_send:
                 for addr in addrs:
-                    sealed = seal.seal(KIND_RENDEZVOUS, self.session, self.ID, encode_message(Invite(token_text, nonce)))
+                    sealed = seal.seal(KIND_RENDEZVOUS, self.session, self.ID, encode_message(Invite(token_text, nonce)),
+                                       self.ID)  # the waiting peer has no id we know: receiver 0
                     self._out.append((sealed, addr))
                 inv[2], inv[3] = now + interval, min(interval * 2, 2.0)
         for peer_id, entry in list(self._members.items()):

@@ -1,4 +1,4 @@
-"""End-to-end encryption of every covim datagram, keyed by the session token.
+"""End-to-end encryption of every covim datagram, keyed by the session token (protocol v4).
 
 Trust model: the token is the capability.  Whoever holds it may join, so it
 holds the key: the 16-byte secret in the token (and, for ``:CoVim start``
@@ -11,13 +11,33 @@ member could forge another's sender id).
 Layout: the 20-byte header stays in clear (the introducer and the host's
 peer share a socket and demultiplex on it); the body becomes
 
-    counter:u64 | ChaCha20-Poly1305(key[sender], nonce = counter, body, aad = header | counter)
+    instance:16 | counter:u64 | ChaCha20-Poly1305(key[sender, instance], nonce = 0:u32 | counter, body,
+                                                  aad = header | instance | counter | receiver:u64)
 
-Each sender has its own key, HKDF(master, "sender" | sender id), so two
-senders never share a (key, nonce) pair, and each numbers its datagrams from
-1.  Receivers keep, per sender, the highest counter seen and a window of the
-1024 below it, and drop anything older or seen before (a replayed BYE would
-otherwise tear a link down).
+Rules:
+
+* **No (key, nonce) pair twice, by construction.**  Every seal object draws
+  16 random bytes, its *instance*, when it is made (the caller passes them in:
+  this module reads no randomness), and the key is
+  HKDF(master, salt = instance, info = "sender" | sender).  So two seals never
+  share a key, whatever else they share: two introducers of one session (both
+  speak as sender 0), a restarted peer, two invitations for one peer token.
+  Within one seal the counter only grows (from 1; 2^64 datagrams never come).
+* **Receiver binding.**  The receiver's peer id (0 for the introducer and
+  for invitations) is in the associated data: a datagram sealed for Z does
+  not open at Y, so a recorded datagram replayed to another member diverts
+  nothing.
+* **Replay.**  Receivers keep, per (sender, instance), the highest counter
+  seen and a window of the 1024 below it, and drop anything older or seen
+  before.
+* **Cheap rejection, caches that do not churn.**  Opening a datagram from a
+  (sender, instance) we have not authenticated yet costs a key derivation;
+  those are rate-limited (``DERIVE_RATE``/s, burst ``DERIVE_BURST``, clock
+  passed in), and a key enters the cache only once a datagram opened with it.
+  The cache is bounded (``MAX_STREAMS``, ``MAX_PER_SENDER``) and refuses new
+  entries when full rather than evicting authenticated ones.
+* Every refusal is a :class:`SealError` (a DecodeError) naming its reason,
+  so the machines count drops by reason.
 """
 
 from __future__ import annotations
@@ -32,69 +52,130 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from .codec import DecodeError
 from .framing import HEADER_LEN, Header, decode_datagram_untrusted, encode_datagram
 
-OVERHEAD = 8 + 16  # counter + tag
+INSTANCE_LEN = 16
+OVERHEAD = INSTANCE_LEN + 8 + 16  # instance + counter + tag
 WINDOW = 1024
-MAX_SENDERS = 256
+MAX_STREAMS = 1024  # authenticated (sender, instance) pairs a receiver remembers
+MAX_PER_SENDER = 4  # instances per sender id (several introducers may speak as sender 0)
+DERIVE_RATE = 200.0  # new-key derivations per second (~7 µs each), for datagrams from unknown streams
+DERIVE_BURST = 128.0  # >= MAX_MEMBERS: a whole session may join at once
 _U64 = struct.Struct("!Q")
+_PREFIX = HEADER_LEN + INSTANCE_LEN + 8
+
+
+class SealError(DecodeError):
+    """A datagram the seal refuses; ``reason`` is the short key drops are counted under."""
+
+    def __init__(self, reason: str, text: str) -> None:
+        super().__init__(text)
+        self.reason = reason
 
 
 def _hkdf(key: bytes, salt: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(key)
 
 
+class _Stream:
+    __slots__ = ("aead", "top", "bits")
+
+    def __init__(self, aead: ChaCha20Poly1305) -> None:
+        self.aead = aead
+        self.top = 0
+        self.bits = 0
+
+
 class DatagramSeal:
     """Seals what one socket's machines send and opens what they receive."""
 
-    def __init__(self, secret: bytes, context: bytes) -> None:
-        """``context``: what the key is for (the session id, or "invite"), so keys never mix."""
-        self._master = _hkdf(secret, context, b"covim-p2p datagram key v3")
-        self._keys: dict[int, ChaCha20Poly1305] = {}
+    def __init__(self, secret: bytes, context: bytes, instance: bytes) -> None:
+        """``context``: what the key is for (the session id, or "invite"), so keys never mix;
+        ``instance``: 16 fresh random bytes, never given to another seal."""
+        if len(instance) != INSTANCE_LEN:
+            raise ValueError(f"a seal instance is {INSTANCE_LEN} random bytes")
+        self._master = _hkdf(secret, context, b"covim-p2p datagram key v4")
+        self.instance = bytes(instance)
+        self._own: dict[int, ChaCha20Poly1305] = {}  # sender id we seal as -> key
         self._sent: dict[int, int] = {}  # sender -> last counter used
-        self._seen: dict[int, tuple[int, int]] = {}  # sender -> (highest counter, bitmap of the window below)
+        self._streams: dict[tuple[int, bytes], _Stream] = {}
+        self._per_sender: dict[int, int] = {}
+        self._tokens = DERIVE_BURST
+        self._last: float | None = None
 
-    def _key(self, sender: int) -> ChaCha20Poly1305:
-        key = self._keys.get(sender)
+    def _derive(self, sender: int, instance: bytes) -> ChaCha20Poly1305:
+        return ChaCha20Poly1305(_hkdf(self._master, instance, b"sender" + _U64.pack(sender)))
+
+    def seal(self, kind: int, session: int, sender: int, body: bytes, receiver: int) -> bytes:
+        key = self._own.get(sender)
         if key is None:
-            if len(self._keys) >= MAX_SENDERS:
-                self._keys.pop(next(iter(self._keys)))
-            key = self._keys[sender] = ChaCha20Poly1305(_hkdf(self._master, b"", b"sender" + _U64.pack(sender)))
-        return key
-
-    def seal(self, kind: int, session: int, sender: int, body: bytes) -> bytes:
+            key = self._own[sender] = self._derive(sender, self.instance)
         counter = self._sent.get(sender, 0) + 1
         self._sent[sender] = counter
-        head = encode_datagram(kind, session, sender, b"")
         count = _U64.pack(counter)
-        return head + count + self._key(sender).encrypt(bytes(4) + count, body, head + count)
+        head = encode_datagram(kind, session, sender, self.instance + count)
+        return head + key.encrypt(bytes(4) + count, body, head + _U64.pack(receiver))
 
-    def open_untrusted(self, data: bytes) -> tuple[Header, bytes]:
-        """The header and the plaintext body; DecodeError for anything forged, garbled or replayed."""
+    def knows(self, data: bytes) -> bool:
+        """Opening this would not cost a key derivation (its stream is authenticated already)."""
+        if len(data) < _PREFIX:
+            return False
+        return (_U64.unpack_from(data, 12)[0], data[HEADER_LEN:HEADER_LEN + INSTANCE_LEN]) in self._streams
+
+    def _allow_derivation(self, now: float) -> bool:
+        if self._last is not None:
+            self._tokens = min(DERIVE_BURST, self._tokens + max(0.0, now - self._last) * DERIVE_RATE)
+        self._last = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+    def open_untrusted(self, data: bytes, receiver: int, now: float) -> tuple[Header, bytes]:
+        """The header and the plaintext body; SealError for anything forged, garbled, replayed or
+        sealed for someone else."""
         header, sealed = decode_datagram_untrusted(data)
         if len(sealed) < OVERHEAD:
-            raise DecodeError("sealed body too short")
-        count = sealed[:8]
+            raise SealError("garbled", "sealed body too short")
+        instance = sealed[:INSTANCE_LEN]
+        count = sealed[INSTANCE_LEN:INSTANCE_LEN + 8]
         counter = _U64.unpack(count)[0]
-        top, bits = self._seen.get(header.sender, (0, 0))
-        if counter == 0 or counter + WINDOW <= top or (counter <= top and bits >> (top - counter) & 1):
-            raise DecodeError("replayed or too old")
+        if counter == 0:
+            raise SealError("garbled", "counter 0 is never sent")
+        key = (header.sender, instance)
+        stream = self._streams.get(key)
+        if stream is None:
+            if len(self._streams) >= MAX_STREAMS or self._per_sender.get(header.sender, 0) >= MAX_PER_SENDER:
+                raise SealError("too many senders", "no room for another sender's key")
+            if not self._allow_derivation(now):
+                raise SealError("rate", "too many datagrams from unknown senders")
+            fresh = _Stream(self._derive(header.sender, instance))
+            top, bits, aead = 0, 0, fresh.aead
+        else:
+            fresh = None
+            top, bits, aead = stream.top, stream.bits, stream.aead
+        if counter + WINDOW <= top or (counter <= top and bits >> (top - counter) & 1):
+            raise SealError("replayed", "replayed or too old")
         try:
-            body = self._key(header.sender).decrypt(bytes(4) + count, sealed[8:], data[:HEADER_LEN] + count)
+            body = aead.decrypt(bytes(4) + count, sealed[INSTANCE_LEN + 8:], data[:_PREFIX] + _U64.pack(receiver))
         except InvalidTag:
-            raise DecodeError("does not open with this session's key") from None
+            raise SealError("forged", "does not open with this session's key (or was sealed for another peer)") \
+                from None
         if counter > top:
             bits = (bits << (counter - top) | 1) & ((1 << WINDOW) - 1)
             top = counter
         else:
             bits |= 1 << (top - counter)
-        if header.sender not in self._seen and len(self._seen) >= MAX_SENDERS:
-            self._seen.pop(next(iter(self._seen)))
-        self._seen[header.sender] = (top, bits)
+        if fresh is not None:
+            stream = self._streams[key] = fresh
+            self._per_sender[header.sender] = self._per_sender.get(header.sender, 0) + 1
+        assert stream is not None
+        stream.top, stream.bits = top, bits
         return header, body
 
 
-def session_seal(session: int, secret: bytes) -> DatagramSeal:
-    return DatagramSeal(secret, _U64.pack(session))
+def session_seal(session: int, secret: bytes, instance: bytes) -> DatagramSeal:
+    return DatagramSeal(secret, _U64.pack(session), instance)
 
 
-def invite_seal(nonce: bytes) -> DatagramSeal:
-    return DatagramSeal(nonce, b"invite")
+def invite_seal(nonce: bytes, instance: bytes) -> DatagramSeal:
+    """Invitations: keyed by the waiting peer's nonce; each invitation is a seal of its own."""
+    return DatagramSeal(nonce, b"invite", instance)

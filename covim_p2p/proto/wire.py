@@ -13,10 +13,13 @@ node only decides when to offer the relayed address.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+
 from .framing import HEADER_LEN, KIND_PEER, KIND_RENDEZVOUS, MAX_DATAGRAM, Addr, Frame, Header, encode_frames, \
     encode_peer_body
 from .rendezvous import Message, encode_message
-from .seal import OVERHEAD, session_seal
+from .seal import INSTANCE_LEN, OVERHEAD, session_seal
 from .stun import looks_like_stun
 from .token import SessionToken
 from .turn import TurnClient
@@ -25,11 +28,12 @@ BODY_BUDGET = MAX_DATAGRAM - HEADER_LEN - OVERHEAD - 2 * 10  # minus the seal an
 
 
 class PeerWire:
-    def __init__(self, token: SessionToken, peer_id: int, turn: TurnClient | None) -> None:
+    def __init__(self, token: SessionToken, peer_id: int, turn: TurnClient | None,
+                 random_bytes: Callable[[int], bytes] = os.urandom) -> None:
         self.session = token.session
         self.peer_id = peer_id
         self.turn = turn
-        self.seal = session_seal(token.session, token.secret)
+        self.seal = session_seal(token.session, token.secret, random_bytes(INSTANCE_LEN))
         self._out: list[tuple[bytes, Addr]] = []
         self._relay_reported = False
 
@@ -41,29 +45,31 @@ class PeerWire:
             return [(inner, peer, True) for peer, inner in self.turn.receive(data, now)]
         return [(data, addr, False)]
 
-    def open_untrusted(self, data: bytes) -> tuple[Header, bytes]:
-        return self.seal.open_untrusted(data)
+    def open_untrusted(self, data: bytes, now: float) -> tuple[Header, bytes]:
+        """Opens only what was sealed for us (seal.py: receiver binding)."""
+        return self.seal.open_untrusted(data, self.peer_id, now)
 
     # ---- out -----------------------------------------------------------------
 
     def send_rendezvous(self, msg: Message, addr: Addr) -> None:
-        self._out.append((self._sealed(KIND_RENDEZVOUS, encode_message(msg)), addr))
+        self._out.append((self._sealed(KIND_RENDEZVOUS, encode_message(msg), 0), addr))  # the introducer is 0
 
-    def send_frames(self, frames: list[Frame], addr: Addr, epochs: tuple[int, int] = (0, 0),
+    def send_frames(self, frames: list[Frame], addr: Addr, receiver: int, epochs: tuple[int, int] = (0, 0),
                     via_relay: bool = False) -> None:
+        """Frames for peer ``receiver`` (only it can open them) at ``addr``."""
         head = encode_peer_body(*epochs, [])
         body = bytearray()
         for frame in frames:
             encoded = encode_frames([frame])
             if body and len(body) + len(encoded) > BODY_BUDGET:
-                self._emit(self._sealed(KIND_PEER, head + body), addr, via_relay)
+                self._emit(self._sealed(KIND_PEER, head + body, receiver), addr, via_relay)
                 body = bytearray()
             body += encoded
         if body:
-            self._emit(self._sealed(KIND_PEER, head + body), addr, via_relay)
+            self._emit(self._sealed(KIND_PEER, head + body, receiver), addr, via_relay)
 
-    def _sealed(self, kind: int, body: bytes) -> bytes:
-        return self.seal.seal(kind, self.session, self.peer_id, body)
+    def _sealed(self, kind: int, body: bytes, receiver: int) -> bytes:
+        return self.seal.seal(kind, self.session, self.peer_id, body, receiver)
 
     def _emit(self, datagram: bytes, addr: Addr, via_relay: bool) -> None:
         turn = self.turn

@@ -193,6 +193,8 @@ def test_garbage_datagrams_are_dropped_and_counted(nvim_factory):
     finally:
         junk.close()
     wait_for(lambda: status(a)["dropped"] >= 250, 5, what="the garbage to be counted")
+    by = status(a)["dropped_by"]
+    assert by["garbled"] >= 250 and sum(by.values()) == status(a)["dropped"]  # counted by reason
     type_keys(b, "Aand after<Esc>")
     assert wait_converged([a, b]) == ["before garbageand after"]
     _no_traceback(a)

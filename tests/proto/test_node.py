@@ -13,6 +13,7 @@ shows, applies its own edits there directly, and replays
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 from pathlib import Path
@@ -22,7 +23,8 @@ import pytest
 from covim_p2p.editor.edits import TextEdit, apply_edit_to_str
 from covim_p2p.proto.framing import (KIND_PEER, KIND_RENDEZVOUS, Bye, Data, Hello, Ping, decode_datagram_untrusted,
                                      decode_peer_body_untrusted, encode_datagram, encode_peer_body)
-from covim_p2p.proto.seal import session_seal
+from covim_p2p.proto.codec import DecodeError
+from covim_p2p.proto.seal import SealError, session_seal
 from covim_p2p.proto.hoststack import HostStack
 from covim_p2p.proto.link import LINK_TIMEOUT, PING_INTERVAL, PROBE_MAX, PROBE_TIMEOUT, RESYNC_INTERVAL
 from covim_p2p.proto.messages import M_UPDATE
@@ -41,15 +43,26 @@ TOKEN = SessionToken((HOST_ADDR,), SESSION, SECRET)
 HOST_ID = 0x1000
 
 
-def forge(kind: int, sender: int, body: bytes, *, session: int = SESSION, seal=None) -> bytes:
-    """A datagram as ``sender`` would seal it: pass the real sender's seal (``node.wire.seal``)
-    when the receiver has heard from it, so the counter is new and not taken for a replay."""
-    return (seal or session_seal(SESSION, SECRET)).seal(kind, session, sender, body)
+def forge(kind: int, sender: int, body: bytes, *, to: int, session: int = SESSION, seal=None) -> bytes:
+    """A datagram as ``sender`` would seal it for peer ``to``: pass the real sender's seal
+    (``node.wire.seal``) when the receiver has heard from it, so the counter is new and not
+    taken for a replay."""
+    return (seal or session_seal(SESSION, SECRET, os.urandom(16))).seal(kind, session, sender, body, to)
+
+
+PEEK_IDS = (Introducer.ID, HOST_ID, *range(HOST_ID + 1, HOST_ID + 20), 0x2001, 0x3001, 4242)
 
 
 def peek(data: bytes):
-    """(header, body) of any datagram of the session, as a member could open it."""
-    return session_seal(SESSION, SECRET).open_untrusted(data)
+    """(header, body) of any datagram of the session, as a member could open it (it knows
+    every member's id, so it tries them as the receiver)."""
+    for receiver in PEEK_IDS:
+        try:
+            return session_seal(SESSION, SECRET, bytes(16)).open_untrusted(data, receiver, 0.0)
+        except SealError as exc:
+            if exc.reason != "forged":
+                raise
+    raise DecodeError("not sealed for any member this test knows")
 
 
 def peer_addr(i: int) -> tuple[str, int]:
@@ -437,14 +450,16 @@ def garbage_for(self_id: int, other, seed: int, intro_seal) -> list[bytes]:
     other_id = other.peer_id
     out += [
         encode_datagram(KIND_PEER, SESSION, other_id, encode_peer_body(1, 1, [Ping(1)])),  # not sealed at all
-        session_seal(SESSION, b"\x01" * 16).seal(KIND_PEER, SESSION, other_id, b"x"),  # sealed with another key
-        forge(KIND_PEER, other_id, b"\xff\x00garbage frames", seal=other.wire.seal),  # bad frames
-        forge(KIND_PEER, other_id, encode_peer_body(1, 1, [Ping(1)]) + b"\x09", seal=other.wire.seal),  # one bad frame
-        forge(KIND_PEER, other_id, b"\xff" * 11, seal=other.wire.seal),  # an epoch longer than 10 bytes
-        forge(KIND_PEER, other_id, encode_peer_body(1, 1, [Ping(1)]), session=SESSION + 1, seal=other.wire.seal),
-        forge(KIND_PEER, self_id, encode_peer_body(1, 1, [Ping(1)])),  # "from" ourselves
+        session_seal(SESSION, b"\x01" * 16, os.urandom(16)).seal(KIND_PEER, SESSION, other_id, b"x", self_id),
+        forge(KIND_PEER, other_id, b"\xff\x00garbage frames", seal=other.wire.seal, to=self_id),  # bad frames
+        forge(KIND_PEER, other_id, encode_peer_body(1, 1, [Ping(1)]) + b"\x09", seal=other.wire.seal,
+              to=self_id),  # one bad frame
+        forge(KIND_PEER, other_id, b"\xff" * 11, seal=other.wire.seal, to=self_id),  # an epoch longer than 10 bytes
+        forge(KIND_PEER, other_id, encode_peer_body(1, 1, [Ping(1)]), session=SESSION + 1, seal=other.wire.seal,
+              to=self_id),
+        forge(KIND_PEER, self_id, encode_peer_body(1, 1, [Ping(1)]), to=self_id),  # "from" ourselves
         forge(KIND_RENDEZVOUS, Introducer.ID, encode_message(Welcome(HOST_ADDR, ())), session=SESSION + 1,
-              seal=intro_seal),
+              seal=intro_seal, to=self_id),
     ]
     sealed = out[-7]
     out.append(sealed[:-1] + bytes([sealed[-1] ^ 1]))  # one bit flipped
@@ -456,8 +471,8 @@ def test_garbage_datagrams_are_dropped_and_counted():
     host, p1 = mesh.nodes["host"], mesh.nodes["p1"]
     now = mesh.net.now
     garbage = garbage_for(p1.peer_id, host, 1, mesh.introducer.seal) + [
-        forge(KIND_RENDEZVOUS, 77, encode_message(Welcome(HOST_ADDR, ()))),  # not the introducer
-        forge(KIND_RENDEZVOUS, Introducer.ID, b"\x42", seal=mesh.introducer.seal),  # bad rendezvous body
+        forge(KIND_RENDEZVOUS, 77, encode_message(Welcome(HOST_ADDR, ())), to=p1.peer_id),  # not the introducer
+        forge(KIND_RENDEZVOUS, Introducer.ID, b"\x42", seal=mesh.introducer.seal, to=p1.peer_id),  # bad body
     ]
     before = p1.dropped
     for data in garbage:
@@ -467,15 +482,16 @@ def test_garbage_datagrams_are_dropped_and_counted():
 
     # a WELCOME from some other address than the introducer's, at a joiner
     fake_welcome = forge(KIND_RENDEZVOUS, Introducer.ID, encode_message(Welcome(HOST_ADDR, ())),
-                         seal=mesh.introducer.seal)
+                         seal=mesh.introducer.seal, to=p1.peer_id)
     p1.receive_datagram(fake_welcome, ("127.0.0.66", 1), now)
     assert p1.dropped - before == len(garbage) + 1
 
     # the same at the host's shared socket: counted by the node or by the introducer
     stack = mesh.net.machines[HOST_ADDR]
     garbage = garbage_for(HOST_ID, p1, 2, mesh.introducer.seal) + [
-        forge(KIND_RENDEZVOUS, p1.peer_id, b"\x42", seal=p1.wire.seal),  # bad body for the introducer
-        forge(KIND_RENDEZVOUS, p1.peer_id, encode_message(Welcome(HOST_ADDR, ())), seal=p1.wire.seal),
+        forge(KIND_RENDEZVOUS, p1.peer_id, b"\x42", seal=p1.wire.seal, to=Introducer.ID),  # bad body
+        forge(KIND_RENDEZVOUS, p1.peer_id, encode_message(Welcome(HOST_ADDR, ())), seal=p1.wire.seal,
+              to=Introducer.ID),
     ]
     before_host, before_intro = host.dropped, mesh.introducer.dropped
     for data in garbage:
@@ -495,15 +511,15 @@ def test_random_datagrams_from_a_member_address_never_raise():
     rng = random.Random(9)
     p1 = mesh.nodes["p1"]
     stack = mesh.net.machines[HOST_ADDR]
-    forger = session_seal(SESSION, SECRET)
-    forger._sent = dict.fromkeys([HOST_ID, Introducer.ID, HOST_ID + 2, 999], 10**6)  # far above real traffic
+    forger = session_seal(SESSION, SECRET, os.urandom(16))
     for _ in range(300):
         kind = rng.choice([KIND_PEER, KIND_RENDEZVOUS])
         body = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
         sender = rng.choice([HOST_ID, Introducer.ID, HOST_ID + 2, 999])
-        data = forge(kind, sender, body, seal=forger)  # sealed right: the insides are what is random
-        p1.receive_datagram(data, rng.choice([HOST_ADDR, peer_addr(2)]), mesh.net.now)
-        stack.receive_datagram(data, peer_addr(2), mesh.net.now)
+        to_p1 = forge(kind, sender, body, seal=forger, to=p1.peer_id)  # sealed right: the insides are random
+        p1.receive_datagram(to_p1, rng.choice([HOST_ADDR, peer_addr(2)]), mesh.net.now)
+        to_host = forge(kind, sender, body, seal=forger, to=Introducer.ID if kind == KIND_RENDEZVOUS else HOST_ID)
+        stack.receive_datagram(to_host, peer_addr(2), mesh.net.now)
     mesh.settle(15.0)  # the session survives whatever it heard
     assert mesh.nodes["host"].state == p1.state == "joined"
 
@@ -512,19 +528,21 @@ def test_stray_peer_traffic_gets_bye_and_a_hello_opens_a_link():
     mesh = build(1)
     p1 = mesh.nodes["p1"]
     stranger = ("127.0.0.50", 1)
-    ghost = session_seal(SESSION, SECRET)
-    p1.receive_datagram(forge(KIND_PEER, 4242, encode_peer_body(1, 0, [Ping(3)]), seal=ghost), stranger, mesh.net.now)
+    ghost = session_seal(SESSION, SECRET, os.urandom(16))
+    p1.receive_datagram(forge(KIND_PEER, 4242, encode_peer_body(1, 0, [Ping(3)]), seal=ghost, to=p1.peer_id),
+                        stranger, mesh.net.now)
     out = [(d, a) for d, a in p1.datagrams_to_send(mesh.net.now) if a == stranger]
     assert len(out) == 1
     header, body = peek(out[0][0])
     assert decode_peer_body_untrusted(body) == (0, 0, [Bye("no such link")])
     assert 4242 not in p1.links
     # BYE from a stranger is not answered (no BYE ping-pong)
-    p1.receive_datagram(forge(KIND_PEER, 4242, encode_peer_body(1, 0, [Bye("x")]), seal=ghost), stranger, mesh.net.now)
+    p1.receive_datagram(forge(KIND_PEER, 4242, encode_peer_body(1, 0, [Bye("x")]), seal=ghost, to=p1.peer_id),
+                        stranger, mesh.net.now)
     assert [a for _, a in p1.datagrams_to_send(mesh.net.now) if a == stranger] == []
     # a HELLO opens a link (peer-reflexive: the address it came from)
-    p1.receive_datagram(forge(KIND_PEER, 4242, encode_peer_body(1, 0, [Hello("ghost", 9, True)]), seal=ghost),
-                        stranger, mesh.net.now)
+    p1.receive_datagram(forge(KIND_PEER, 4242, encode_peer_body(1, 0, [Hello("ghost", 9, True)]), seal=ghost,
+                              to=p1.peer_id), stranger, mesh.net.now)
     assert p1.links[4242].up and p1.links[4242].addr == stranger and p1.links[4242].name == "ghost"
 
 
@@ -534,7 +552,7 @@ def test_malformed_session_message_drops_the_link():
     link = p1.links[HOST_ID]
     seq = link.channel._recv_next
     bad = forge(KIND_PEER, HOST_ID, encode_peer_body(link.peer_epoch, link.epoch, [Data(seq, True, b"\x09junk")]),
-                seal=mesh.nodes["host"].wire.seal)
+                seal=mesh.nodes["host"].wire.seal, to=p1.peer_id)
     p1.receive_datagram(bad, HOST_ADDR, mesh.net.now)
     mesh.poll()
     (down,) = mesh.events("p1", PeerDown)
@@ -716,7 +734,7 @@ def test_an_update_pycrdt_cannot_apply_is_reported_and_resynced():
     payload = encode_session_message(Update(b"\x00", b"not a yjs update"))
     bad = forge(KIND_PEER, HOST_ID,
                 encode_peer_body(link.peer_epoch, link.epoch, [Data(link.channel._recv_next, True, payload)]),
-                seal=mesh.nodes["host"].wire.seal)
+                seal=mesh.nodes["host"].wire.seal, to=p1.peer_id)
     p1.receive_datagram(bad, HOST_ADDR, mesh.net.now)
     mesh.poll()
     (problem,) = mesh.events("p1", Problem)
@@ -772,13 +790,14 @@ def test_stale_datagrams_from_an_old_link_incarnation_are_ignored():
     before = str(p1.document)
     host_seal = mesh.nodes["host"].wire.seal
     stale = forge(KIND_PEER, HOST_ID, encode_peer_body(link.peer_epoch - 1 if link.peer_epoch > 1 else 0, link.epoch,
-                                                       [Data(link.channel._recv_next, True, b"\x09junk")]), seal=host_seal)
+                                                       [Data(link.channel._recv_next, True, b"\x09junk")]), seal=host_seal,
+                  to=p1.peer_id)
     dropped = p1.dropped
     p1.receive_datagram(stale, HOST_ADDR, mesh.net.now)
     assert p1.dropped == dropped + 1
     wrong_dst = forge(KIND_PEER, HOST_ID, encode_peer_body(link.peer_epoch, link.epoch + 7,
                                                            [Data(link.channel._recv_next, True, b"\x09junk")]),
-                      seal=host_seal)
+                      seal=host_seal, to=p1.peer_id)
     p1.receive_datagram(wrong_dst, HOST_ADDR, mesh.net.now)
     assert HOST_ID in p1.links and p1.links[HOST_ID] is link  # the junk was never delivered
     assert str(p1.document) == before
@@ -814,13 +833,13 @@ def test_a_probing_link_tries_the_peers_lan_addresses_and_keeps_the_one_that_ans
     assert joins and all(j.candidates == (("10.0.0.2", 4000),) for j in joins)  # announced in JOIN
     public, lan = ("203.0.113.21", 4000), ("10.0.0.3", 4000)
     dave = Member(0x3001, "dave", public, (lan, ("10.0.0.2", 4000)))  # the second one is our own: skipped
-    welcome = forge(KIND_RENDEZVOUS, Introducer.ID, encode_message(Welcome(public, (dave,))))
+    welcome = forge(KIND_RENDEZVOUS, Introducer.ID, encode_message(Welcome(public, (dave,))), to=node.peer_id)
     node.receive_datagram(welcome, HOST_ADDR, 0.01)
     node.handle_timer(0.01)
     probed = {a for d, a in node.datagrams_to_send(0.01) if decode_datagram_untrusted(d)[0].kind == KIND_PEER}
     assert probed == {public, lan}
     link = node.links[0x3001]
-    hello = forge(KIND_PEER, 0x3001, encode_peer_body(1, link.epoch, [Hello("dave", 7, False)]))
+    hello = forge(KIND_PEER, 0x3001, encode_peer_body(1, link.epoch, [Hello("dave", 7, False)]), to=node.peer_id)
     node.receive_datagram(hello, lan, 0.02)  # the LAN answers; the public address never will (no hairpin)
     assert link.up and link.addr == lan and link.candidates == (public,)
     node.handle_timer(0.5)

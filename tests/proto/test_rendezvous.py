@@ -7,6 +7,8 @@ it says is read back from ``datagrams_to_send`` (remote members) and from the
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,12 +23,12 @@ from covim_p2p.proto.rendezvous import (MAX_MEMBERS, MAX_NAME, MEMBER_TIMEOUT, I
 SESSION = 0x5EC0_0001
 SECRET = b"s" * 16
 HOST_ID = 0xAAAA
-SEAL = session_seal(SESSION, SECRET)  # what members seal with (the session token's key)
+SEAL = session_seal(SESSION, SECRET, os.urandom(16))  # what members seal with (the session token's key)
 
 
 def sealed(kind: int, session: int, sender: int, body: bytes, secret: bytes = SECRET) -> bytes:
-    seal = SEAL if secret == SECRET else session_seal(SESSION, secret)
-    return seal.seal(kind, session, sender, body)
+    seal = SEAL if secret == SECRET else session_seal(SESSION, secret, os.urandom(16))
+    return seal.seal(kind, session, sender, body, Introducer.ID)
 A, B, C = ("127.0.0.2", 5002), ("127.0.0.3", 5003), ("::1", 5004)
 
 
@@ -34,11 +36,13 @@ class Harness:
     def __init__(self, *, local: bool = True) -> None:
         self.sink: list = []
         self.intro = Introducer(SESSION, SECRET, local_sink=self.sink.append)
-        self.opener = session_seal(SESSION, SECRET)  # a member opens the introducer's answers with it
+        self.opener = session_seal(SESSION, SECRET, os.urandom(16))  # members open the introducer's answers
+        self.ids: dict = {}  # address -> the member id last heard from there (answers are sealed for it)
         if local:
             self.intro.add_local_member(HOST_ID, "host")
 
     def send(self, sender: int, msg, addr, now: float = 0.0, *, session: int = SESSION) -> None:
+        self.ids[addr] = sender
         self.intro.receive_datagram(sealed(KIND_RENDEZVOUS, session, sender, encode_message(msg)), addr, now)
 
     def join(self, sender: int, name: str, addr, now: float = 0.0, secret: bytes = SECRET) -> None:
@@ -48,7 +52,7 @@ class Harness:
         """Decoded (message, destination) pairs the introducer wants to send."""
         result = []
         for data, addr in self.intro.datagrams_to_send(now):
-            header, body = self.opener.open_untrusted(data)
+            header, body = self.opener.open_untrusted(data, self.ids.get(addr, 0), now)
             assert header.kind == KIND_RENDEZVOUS
             assert header.session == SESSION
             assert header.sender == Introducer.ID
