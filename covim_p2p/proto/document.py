@@ -18,6 +18,14 @@ Rules:
 * Undo is the CRDT's, not Neovim's: Neovim's ``u`` would also revert other
   people's edits.  An UndoManager tracks only our own origin; what it undoes
   reaches the buffer like a remote edit and the peers like a local one.
+* Deleted text is gone from what we send.  An UndoManager keeps the items it
+  may restore alive, so on the shared Doc it made ``get_update`` ship every
+  deleted word to every later joiner.  The shared Doc therefore has none: it
+  garbage-collects deleted text.  The UndoManager lives on a *mirror*, a
+  local-only Doc holding the same text (our edits applied to both, everyone
+  else's replayed into it from the shared Doc's events).  An undo runs on the
+  mirror, and its delta is applied to the shared Doc as a new change.  The
+  mirror never leaves this process.
 * Each local transaction is sent as *its own* update, captured from the
   document's update event, not ``get_update(before)``: the latter carries the
   whole document's delete set, ~10 KB per keystroke late in a real trace.
@@ -38,6 +46,7 @@ from ..editor.edits import TextEdit, coalesce, delta_to_edits
 from .codec import DecodeError
 
 LOCAL = "covim-local"
+UNDO = "covim-undo"  # an undo, applied to the shared Doc: it must reach the buffer, not the mirror again
 TEXT_NAME = "content"
 MAX_HELD_BACK = 10_000
 UNDO_CAPTURE_MS = 500  # keystrokes closer than this undo together, like one insert in Neovim
@@ -84,9 +93,19 @@ class ClockedAwareness(Awareness):
         return self.now_ms
 
 
+def _apply(doc: Doc, text: Text, edits: list[TextEdit], origin: str) -> None:
+    """``edits`` in sequence, as one transaction."""
+    with doc.transaction(origin=origin):
+        for edit in edits:
+            if edit.delete:
+                del text[edit.offset : edit.offset + edit.delete]
+            if edit.insert:
+                text.insert(edit.offset, edit.insert)
+
+
 class SharedDocument:
     def __init__(self, client_id: int, initial_text: str = "") -> None:
-        self.doc: Doc = Doc(client_id=client_id)
+        self.doc: Doc = Doc(client_id=client_id)  # GC on and no UndoManager: deleted text is really gone
         self.text: Text = self.doc.get(TEXT_NAME, type=Text)
         self.awareness = ClockedAwareness(self.doc)
         self._remote_edits: list[TextEdit] = []
@@ -94,8 +113,15 @@ class SharedDocument:
         self.held_back_dropped = 0
         self.now_ms = 0  # set by the node before local changes: the undo manager's clock
         self._local_origin = hash_origin(LOCAL)
+        self._undo_origin = hash_origin(UNDO)
         self._sub = self.text.integrated.observe(self._on_text_event)
-        self.undo_manager = UndoManager(scopes=[self.text], capture_timeout_millis=UNDO_CAPTURE_MS,
+        # The mirror: local-only, same text; the only place deleted text of ours lives on (for undo).
+        self._mirror_doc = Doc()
+        self._mirror: Text = self._mirror_doc.get(TEXT_NAME, type=Text)
+        self._mirror_backlog: list[TextEdit] = []  # others' changes not yet replayed into the mirror
+        self._undone: list[TextEdit] | None = None  # the mirror's delta while an undo runs
+        self._mirror_sub = self._mirror.integrated.observe(self._on_mirror_event)
+        self.undo_manager = UndoManager(scopes=[self._mirror], capture_timeout_millis=UNDO_CAPTURE_MS,
                                         timestamp=lambda: self.now_ms)
         self.undo_manager.include_origin(LOCAL)
         if initial_text:
@@ -133,18 +159,32 @@ class SharedDocument:
         text = self.text
         edits = coalesce(edits)
 
-        def apply() -> None:
-            with self.doc.transaction(origin=LOCAL):
-                for edit in edits:
-                    if edit.delete:
-                        del text[edit.offset : edit.offset + edit.delete]
-                    if edit.insert:
-                        text.insert(edit.offset, edit.insert)
-        return self._capture(apply)
+        self._catch_up_mirror()
+        _apply(self._mirror_doc, self._mirror, edits, LOCAL)  # the undo manager records it here
+        return self._capture(lambda: _apply(self.doc, text, edits, LOCAL))
 
     def undo(self, redo: bool = False) -> list[tuple[bytes, bytes]]:
-        """Undo (or redo) our own last change; returns what to broadcast."""
-        return self._capture(self.undo_manager.redo if redo else self.undo_manager.undo)
+        """Undo (or redo) our own last change on the mirror; returns what to broadcast."""
+        self._catch_up_mirror()
+        self._undone = []
+        try:
+            (self.undo_manager.redo if redo else self.undo_manager.undo)()
+            edits, self._undone = self._undone, None
+        finally:
+            self._undone = None
+        if not edits:
+            return []
+        return self._capture(lambda: _apply(self.doc, self.text, edits, UNDO))
+
+    def _on_mirror_event(self, event: Any) -> None:
+        if self._undone is not None:
+            self._undone.extend(delta_to_edits(event.delta))
+
+    def _catch_up_mirror(self) -> None:
+        """Replay the others' changes into the mirror, in the order the shared Doc saw them."""
+        if self._mirror_backlog:
+            backlog, self._mirror_backlog = self._mirror_backlog, []
+            _apply(self._mirror_doc, self._mirror, backlog, "covim-remote")
 
     def _capture(self, change: Callable[[], Any]) -> list[tuple[bytes, bytes]]:
         """Run ``change``; (dependencies, update) for each transaction it made.
@@ -164,13 +204,19 @@ class SharedDocument:
 
     def _on_text_event(self, event: Any) -> None:
         # Remote changes and undo/redo must reach the buffer; our own edits are in it already.
-        if event.transaction.origin() != self._local_origin:
-            self._remote_edits.extend(delta_to_edits(event.delta))
+        origin = event.transaction.origin()
+        if origin != self._local_origin:
+            edits = delta_to_edits(event.delta)
+            self._remote_edits.extend(edits)
+            if origin != self._undo_origin:  # an undo came from the mirror: it has it already
+                self._mirror_backlog.extend(edits)
 
     def has_remote_edits(self) -> bool:
         return bool(self._remote_edits)
 
     def take_remote_edits(self) -> list[TextEdit]:
+        if len(self._mirror_backlog) > 256:  # a reader who never types: keep the backlog small
+            self._catch_up_mirror()
         edits, self._remote_edits = self._remote_edits, []
         return edits
 
