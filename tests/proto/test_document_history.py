@@ -128,8 +128,8 @@ def test_a_late_joiner_receives_no_deleted_secret_over_the_network():
     late = mesh.join("late", 2)
     opened = late.wire.open_untrusted
 
-    def spy(data: bytes):
-        header, body = opened(data)
+    def spy(data: bytes, *args):
+        header, body = opened(data, *args)
         received.append(body)
         return header, body
     late.wire.open_untrusted = spy
