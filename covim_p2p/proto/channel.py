@@ -28,7 +28,7 @@ from .framing import Ack, Data, Frame, MAX_ACK_RANGES
 
 CHUNK = 1100
 WINDOW = 256
-RECV_AHEAD = 8192           # chunks we accept beyond the next expected one
+RECV_AHEAD = 4 * 256        # chunks we accept beyond the next expected one (a sender has WINDOW in flight)
 MAX_MESSAGE = 256 << 20     # a peer cannot make us buffer more than this for one message
 INITIAL_RTO = 0.2
 MIN_RTO = 0.025

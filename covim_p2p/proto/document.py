@@ -49,6 +49,7 @@ LOCAL = "covim-local"
 UNDO = "covim-undo"  # an undo, applied to the shared Doc: it must reach the buffer, not the mirror again
 TEXT_NAME = "content"
 MAX_HELD_BACK = 10_000
+MAX_HELD_BACK_BYTES = 64 << 20  # and at most this much of them
 UNDO_CAPTURE_MS = 500  # keystrokes closer than this undo together, like one insert in Neovim
 
 
@@ -111,6 +112,7 @@ class SharedDocument:
         self._remote_edits: list[TextEdit] = []
         self._held_back: list[tuple[dict[int, int], bytes]] = []
         self.held_back_dropped = 0
+        self._held_bytes = 0
         self.now_ms = 0  # set by the node before local changes: the undo manager's clock
         self._local_origin = hash_origin(LOCAL)
         self._undo_origin = hash_origin(UNDO)
@@ -238,11 +240,13 @@ class SharedDocument:
         if not self._held_back and covers(self._have(), need):
             self.doc.apply_update(update)
             return
-        if len(self._held_back) >= MAX_HELD_BACK:
+        if len(self._held_back) >= MAX_HELD_BACK or self._held_bytes + len(update) > MAX_HELD_BACK_BYTES:
             # Far behind: forget the queue; the next state-vector sync fetches it all.
             self.held_back_dropped += len(self._held_back)
             self._held_back.clear()
+            self._held_bytes = 0
         self._held_back.append((need, update))
+        self._held_bytes += len(update)
         self._release_held_back()
 
     def waiting_updates(self) -> int:
@@ -259,6 +263,7 @@ class SharedDocument:
             for i, (need, update) in enumerate(self._held_back):
                 if covers(have, need):
                     del self._held_back[i]
+                    self._held_bytes -= len(update)
                     self.doc.apply_update(update)
                     progress = True
                     break

@@ -255,7 +255,7 @@ class PeerNode:
                 return None
             self._last_epoch += 1
             link = Link(member.peer_id, member.name, member.addr or introducer_addr, created=now,
-                        next_hello=now, last_rx=now, epoch=self._last_epoch)
+                        next_hello=now, last_rx=now, epoch=self._last_epoch, introduced=introduced)
             self.links[member.peer_id] = link
         link.introduced = link.introduced or introduced
         if not link.up:  # probe its LAN addresses too: the one the introducer saw may not lead back in
@@ -283,6 +283,7 @@ class PeerNode:
                 return
             link = self._ensure_link(Member(sender, hello.name[:64], addr), addr, now, introduced=False)
             if link is None:
+                self.wire.seal.forget(sender)  # a refused stranger keeps no key in our cache either
                 return
         if src_epoch < link.peer_epoch or (src_epoch == 0 and not all(isinstance(f, Bye) for f in frames)):
             self.drops.add("stale epoch")  # from an older incarnation of the peer's side, delayed or duplicated
