@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from .channel import ReliableChannel
 from .framing import Addr
+from .paths import PathChoice
 
 PROBE_FIRST = 0.05
 PROBE_MAX = 1.0
@@ -39,6 +40,10 @@ class Link:
     addr: Addr
     created: float
     candidates: tuple[Addr, ...] = ()  # more addresses to probe until up (the peer's LAN addresses)
+    direct: tuple[Addr, ...] = ()  # the peer's direct addresses: probed gently while up on a relay
+    relays: tuple[Addr, ...] = ()  # the peer's relayed addresses (paths.py ranks them last)
+    path: PathChoice = field(default_factory=PathChoice)
+    upgrade_probe_due: bool = False
     up: bool = False
     is_host: bool = False  # the host's peer always holds the whole document
     introduced: bool = True  # False: opened by the peer's HELLO before the introducer named it
@@ -68,9 +73,9 @@ class Link:
         times = [self.deadline()]
         if self.up:
             times += [self.next_ping, self.next_resync]
-            t = self.channel.get_timer()
-            if t is not None:
-                times.append(t)
+            for t in (self.channel.get_timer(), self.path.get_timer()):
+                if t is not None:
+                    times.append(t)
         else:
             times.append(self.next_hello)
         return min(times)

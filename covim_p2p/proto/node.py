@@ -104,6 +104,8 @@ class PeerNode:
         self._join_started = now
         self.join_timeout = join_timeout
         self.candidates = tuple(candidates)[:MAX_CANDIDATES]  # in JOIN: our LAN addresses, later our relay
+        self._relays = 0  # how many of the last candidates are relayed
+        self._introducer = introducer
         self._join_interval = JOIN_RETRY_FIRST
         self._next_join = now
         self._last_epoch = 0
@@ -181,7 +183,7 @@ class PeerNode:
 
     def peers_status(self) -> list[dict[str, Any]]:
         return [{"name": link.name, "addr": f"{link.addr[0]}:{link.addr[1]}",
-                 "path": "relay" if link.via_relay else "direct",
+                 "path": link.path.kind,
                  "rtt_ms": link.rtt_ms(), "up": link.up}
                 for link in self.links.values()]
 
@@ -258,6 +260,10 @@ class PeerNode:
                         next_hello=now, last_rx=now, epoch=self._last_epoch, introduced=introduced)
             self.links[member.peer_id] = link
         link.introduced = link.introduced or introduced
+        relays = member.candidates[len(member.candidates) - member.relays:] if member.relays else ()
+        link.relays = relays
+        link.direct = tuple(dict.fromkeys(a for a in (member.addr, *member.candidates)
+                                          if a is not None and a not in relays and a not in self.candidates))
         if not link.up:  # probe its LAN addresses too: the one the introducer saw may not lead back in
             fresh = tuple(a for a in member.candidates if a != link.addr and a not in self.candidates)
             if set(fresh) - set(link.candidates):  # new ways in (a relay announced late): probe them now
@@ -298,8 +304,8 @@ class PeerNode:
         current = dst_epoch == link.epoch  # DATA/ACK for an older incarnation of ours are meaningless
         if not link.up and addr != link.addr:  # a candidate answered: keep the others for a re-probe
             link.candidates = tuple(a for a in (link.addr, *link.candidates) if a != addr)
-        link.addr = addr
-        link.via_relay = via_relay
+        if link.path.heard(addr, via_relay, via_relay or addr in link.relays, now) or not link.up:
+            link.addr, link.via_relay = link.path.addr or addr, link.path.via_relay  # paths.py: direct first
         link.last_rx = now
         if not link.up:
             self._link_up(link, now)
@@ -420,7 +426,7 @@ class PeerNode:
         self._check_relay(now)
         if now >= self._next_join:
             for addr in ([self._introducer_addr] if self._introducer_addr else self.token.addrs):
-                self.wire.send_rendezvous(Join(self.token.secret, self.name, self.candidates), addr)
+                self.wire.send_rendezvous(Join(self.token.secret, self.name, self.candidates, self._relays), addr)
             if self.state == "joining":
                 self._next_join = now + self._join_interval
                 self._join_interval = min(self._join_interval * 2, 2.0)
@@ -433,6 +439,10 @@ class PeerNode:
                                 f"could not be reached at {link.addr[0]}:{link.addr[1]}", reprobe=True)
             elif link.up:
                 link.channel.handle_timer(now)
+                if link.path.handle_timer(now):
+                    link.addr, link.via_relay = link.path.addr or link.addr, link.path.via_relay
+                if link.path.probe_due(now):
+                    link.upgrade_probe_due = True
                 if now >= link.next_ping:
                     link.ping_nonce += 1
                     link.ping_sent_at = now
@@ -453,10 +463,14 @@ class PeerNode:
             self._events.append(Problem(problem))
         relayed = self.wire.relayed()
         if (relayed is not None and not self._relay_announced and now >= self._join_started + RELAY_DELAY
-                and self.state == "joined" and not self.is_host):
+                and self.state == "joined"):
             self._relay_announced = True
             self.candidates = (*self.candidates[:MAX_CANDIDATES - 1], relayed)
-            self._next_join = now  # tell the introducer, which tells everyone
+            self._relays = 1
+            if self._introducer is not None:  # the host: its in-process introducer tells everyone
+                self._introducer.update_local_member(self.candidates, self._relays)
+            else:
+                self._next_join = now  # tell the introducer, which tells everyone
 
     # ---- network outputs -----------------------------------------------------
 
@@ -492,4 +506,9 @@ class PeerNode:
                 if not link.up:
                     for addr in link.candidates:
                         self._send_frames(frames, addr, link)
+            if link.upgrade_probe_due:  # up on a relay: does a direct path answer yet? (paths.py)
+                link.upgrade_probe_due = False
+                for addr in link.direct:
+                    self.wire.send_frames([Hello(self.name, self.document.client_id, True)], addr,
+                                          (link.epoch, link.peer_epoch))
         return self.wire.take()

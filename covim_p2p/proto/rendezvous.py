@@ -57,6 +57,7 @@ class Member:
     name: str
     addr: Addr | None  # None: the member shares the introducer's address
     candidates: tuple[Addr, ...] = ()  # its LAN addresses, then its TURN relay address, if any
+    relays: int = 0  # how many of the last candidates are relayed addresses (paths.py ranks them last)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ class Join:
     secret: bytes
     name: str
     candidates: tuple[Addr, ...] = ()
+    relays: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +131,13 @@ def _read_addrs(r: Reader) -> tuple[Addr, ...]:
     return tuple(read_addr(r) for _ in range(n))
 
 
+def _read_relays(r: Reader, candidates: tuple[Addr, ...]) -> int:
+    relays = r.uint()
+    if relays > len(candidates):
+        raise DecodeError(f"{relays} relayed candidates out of {len(candidates)}")
+    return relays
+
+
 def _write_member(w: Writer, m: Member) -> None:
     w.u64(m.peer_id).text(m.name)
     if m.addr is None:
@@ -137,12 +146,14 @@ def _write_member(w: Writer, m: Member) -> None:
         w.u8(1)
         write_addr(w, m.addr)
     _write_addrs(w, m.candidates)
+    w.uint(m.relays)
 
 
 def _read_member(r: Reader) -> Member:
     peer_id, name = r.u64(), r.text(MAX_NAME * 4)
     addr = read_addr(r) if r.u8() else None
-    return Member(peer_id, name, addr, _read_addrs(r))
+    candidates = _read_addrs(r)
+    return Member(peer_id, name, addr, candidates, _read_relays(r, candidates))
 
 
 def encode_message(msg: Message) -> bytes:
@@ -150,6 +161,7 @@ def encode_message(msg: Message) -> bytes:
     if isinstance(msg, Join):
         w.u8(R_JOIN).blob(msg.secret).text(msg.name)
         _write_addrs(w, msg.candidates)
+        w.uint(msg.relays)
     elif isinstance(msg, Welcome):
         w.u8(R_WELCOME)
         write_addr(w, msg.observed)
@@ -178,7 +190,8 @@ def decode_message_untrusted(body: bytes) -> Message:
     r = Reader(body)
     t = r.u8()
     if t == R_JOIN:
-        msg: Message = Join(r.blob(64), r.text(MAX_NAME * 4), _read_addrs(r))
+        secret, name, candidates = r.blob(64), r.text(MAX_NAME * 4), _read_addrs(r)
+        msg: Message = Join(secret, name, candidates, _read_relays(r, candidates))
     elif t == R_WELCOME:
         observed = read_addr(r)
         n = r.uint()
@@ -260,6 +273,16 @@ class Introducer:
         self._local = peer_id
         self._members[peer_id] = _Entry(Member(peer_id, name, None, candidates[:MAX_CANDIDATES]), float("inf"))
 
+    def update_local_member(self, candidates: tuple[Addr, ...], relays: int) -> None:
+        """The host's peer has new candidates (its relayed address): tell every member."""
+        entry = self._members.get(self._local) if self._local is not None else None
+        if entry is None:
+            return
+        entry.member = Member(entry.member.peer_id, entry.member.name, None, candidates[:MAX_CANDIDATES], relays)
+        for other in list(self._members.values()):
+            if other.member.peer_id != self._local:
+                self._send(PeerJoined(entry.member), other.member)
+
     def remove_local_member(self) -> None:
         if self._local is not None:
             self._remove(self._local)
@@ -324,7 +347,7 @@ class Introducer:
         if known is None and len(self._members) >= MAX_MEMBERS:
             self._reply(Reject(f"the session is full ({MAX_MEMBERS} peers)"), addr, sender)
             return
-        member = Member(sender, name, addr, msg.candidates)
+        member = Member(sender, name, addr, msg.candidates, msg.relays)
         self._members[sender] = _Entry(member, now)
         others = tuple(e.member for pid, e in self._members.items() if pid != sender)
         self._reply(Welcome(addr, others), addr, sender)

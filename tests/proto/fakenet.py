@@ -17,6 +17,15 @@ and runs it.  Nothing sleeps and nothing touches a socket, so a lossy transfer o
 megabytes takes a fraction of a second, and the same seed gives the same run.
 
 All randomness comes from one ``random.Random(seed)``.
+
+NAT routers (``add_nat``): machines attached at private addresses behind a
+router reach the rest through its public address, with the mapping and
+filtering behaviours of RFC 4787 (``mapping``: "eim" endpoint-independent or
+"apdm" address-and-port-dependent, i.e. symmetric; ``filtering``: "eif",
+"adf" or "apdf"); ``hairpin`` lets its LAN reach its own public address.
+A firewall is ``add_nat(ip, inside={ip}, mapping="none", filtering="apdf")``:
+no translation, only stateful filtering.  Datagrams a NAT refuses count in
+``stats["filtered"]``.
 """
 
 from __future__ import annotations
@@ -26,6 +35,46 @@ import random
 from collections.abc import Callable
 
 from covim_p2p.proto.machine import Addr, Machine
+
+
+class Nat:
+    """One router: its public ip, the inner ips behind it, and its translation state."""
+
+    def __init__(self, public_ip: str, inside: set[str], mapping: str, filtering: str, hairpin: bool) -> None:
+        if mapping not in ("eim", "apdm", "none") or filtering not in ("eif", "adf", "apdf"):
+            raise ValueError(f"unknown NAT behaviour {mapping}/{filtering}")
+        self.public_ip, self.inside, self.mapping, self.filtering, self.hairpin = (
+            public_ip, inside, mapping, filtering, hairpin)
+        self._ports: dict[tuple, int] = {}  # mapping key -> public port
+        self._inner: dict[int, Addr] = {}  # public port -> inner address
+        self._permits: set[tuple] = set()
+        self._next_port = 40000
+
+    def outbound(self, src: Addr, dst: Addr) -> Addr:
+        """The public address ``src`` appears from when sending to ``dst``."""
+        if self.mapping == "none":
+            pub = src
+        else:
+            key = (src,) if self.mapping == "eim" else (src, dst)
+            port = self._ports.get(key)
+            if port is None:
+                port = self._ports[key] = self._next_port
+                self._next_port += 1
+                self._inner[port] = src
+            pub = (self.public_ip, port)
+        self._permits.add((pub[1], dst[0]) if self.filtering == "adf" else (pub[1], dst))
+        return pub
+
+    def inbound(self, src: Addr, dst: Addr) -> Addr | None:
+        """Where a datagram from ``src`` to our public ``dst`` goes inside, or None (filtered)."""
+        inner = dst if self.mapping == "none" else self._inner.get(dst[1])
+        if inner is None:
+            return None
+        if self.filtering == "adf" and (dst[1], src[0]) not in self._permits:
+            return None
+        if self.filtering == "apdf" and (dst[1], src) not in self._permits:
+            return None
+        return inner
 
 
 class SimulationError(RuntimeError):
@@ -65,6 +114,7 @@ class FakeNetwork:
         self.jitter = jitter
         self.now = 0.0
         self.machines: dict[Addr, Machine] = {}
+        self.nats: list[Nat] = []
         self.intercept: Callable[[bytes, Addr, Addr, float], bool] | None = None
         # (deliver_at, tie-breaker, data, src, dst): FIFO among equal times.
         self._in_flight: list[tuple[float, int, bytes, Addr, Addr]] = []
@@ -76,6 +126,7 @@ class FakeNetwork:
             "delivered": 0,
             "intercepted": 0,
             "undeliverable": 0,
+            "filtered": 0,
         }
 
     # ---- topology --------------------------------------------------------
@@ -84,6 +135,37 @@ class FakeNetwork:
         if addr in self.machines:
             raise ValueError(f"address {addr} already in use")
         self.machines[addr] = machine
+
+    def add_nat(self, public_ip: str, inside: set[str], *, mapping: str = "eim", filtering: str = "apdf",
+                hairpin: bool = False) -> Nat:
+        nat = Nat(public_ip, set(inside), mapping, filtering, hairpin)
+        self.nats.append(nat)
+        return nat
+
+    def _nat_of(self, ip: str) -> Nat | None:
+        return next((n for n in self.nats if ip in n.inside), None)
+
+    def _route(self, src: Addr, dst: Addr) -> tuple[Addr, Addr] | None:
+        """(source as the receiver sees it, real destination) through the NATs, or None if filtered."""
+        here = self._nat_of(src[0])
+        there = self._nat_of(dst[0])
+        if here is not None and here is there:
+            return src, dst  # on one LAN: no NAT in between
+        if there is not None and there.mapping != "none":
+            return None  # another LAN's private address: no route from here
+        if here is not None:
+            if dst[0] == here.public_ip and not here.hairpin:
+                return None
+            src = here.outbound(src, dst)
+        target = next((n for n in self.nats if n.public_ip == dst[0] and n.mapping != "none"), None)
+        if target is None and there is not None and there.mapping == "none":
+            target = there
+        if target is not None:
+            inner = target.inbound(src, dst)
+            if inner is None:
+                return None
+            dst = inner
+        return src, dst
 
     def detach(self, addr: Addr) -> None:
         """The machine vanishes: datagrams still in flight to it are lost."""
@@ -117,10 +199,15 @@ class FakeNetwork:
                 if self.drop and self.rng.random() < self.drop:
                     self.stats["dropped"] += 1
                     continue
-                self._schedule(bytes(data), src, dst)
+                routed = self._route(src, dst) if self.nats else (src, dst)
+                if routed is None:
+                    self.stats["filtered"] += 1
+                    continue
+                seen_from, to = routed
+                self._schedule(bytes(data), seen_from, to)
                 if self.duplicate and self.rng.random() < self.duplicate:
                     self.stats["duplicated"] += 1
-                    self._schedule(bytes(data), src, dst)
+                    self._schedule(bytes(data), seen_from, to)
 
     def _next_event(self) -> float | None:
         times = [t for m in self.machines.values() if (t := m.get_timer()) is not None]

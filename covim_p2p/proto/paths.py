@@ -1,0 +1,118 @@
+"""Which path a link uses: direct first, relay as a fallback, upgrade when direct opens.
+
+Why a machine of its own: "whichever reply arrives last sets the link's
+address" let a relay replace working direct paths at random, and a link up
+on a relay never looked for a direct path again (issue 8).  ICE (RFC 8445)
+orders candidate pairs host > server-reflexive > relayed; here a path is
+*direct* (a host, server-reflexive or peer-reflexive address of the peer,
+sent from our own socket) or *relayed* (through our TURN allocation, or to
+the peer's relayed address).
+
+Rules of the machine (one per link; ``now`` comes from outside):
+
+* The first path heard becomes current.  Relayed candidates are only
+  offered ``RELAY_DELAY`` after joining (node.py), so a relay carries a link
+  only once direct probing had about a second and failed.
+* A datagram on a direct path while the current one is relayed: upgrade at
+  once (it proves the peer's NAT lets us in at that address).  A different
+  direct path while on a direct one: take it (peer-reflexive: a rebinding
+  NAT gave the peer a new port; answer where packets really come from).
+* A datagram on a relayed path while the current one is direct: remembered
+  as the fallback, never taken, unless the direct path has been silent for
+  ``DIRECT_STALE``; then (in ``heard`` or ``handle_timer``) fall back.  On
+  a relayed path we keep sending where we send: relays are asymmetric (we
+  send through our TURN, the peer answers to our relayed address through
+  none, or the other way round), so any relayed datagram proves the link
+  alive.  So a link switches at most once per ``DIRECT_STALE`` and never
+  flaps between its copies.
+* While current is relayed, ``probe_due`` says every ``UPGRADE_PROBE`` that
+  the node should send a HELLO to each of the peer's direct candidates: the
+  gentle probing that finds a hole opened later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .framing import Addr
+
+DIRECT_STALE = 3.0
+UPGRADE_PROBE = 2.0
+INF = float("inf")
+
+
+@dataclass
+class PathChoice:
+    addr: Addr | None = None
+    via_relay: bool = False  # we send through our own TURN allocation
+    relay: bool = False  # the current path is relayed (either side's TURN)
+    last_rx: float = -INF  # last datagram on the current path
+    fallback: tuple[Addr, bool] | None = None  # the last relayed path heard while direct
+    fallback_rx: float = -INF
+    next_probe: float = INF
+    upgrades: int = 0
+    switches: int = 0
+    downgrades: int = 0
+
+    @property
+    def kind(self) -> str:
+        return "relay" if self.relay else "direct"
+
+    def heard(self, addr: Addr, via_relay: bool, relay: bool, now: float) -> bool:
+        """A datagram arrived on this path; True when the current path changed."""
+        if self.addr is None or (addr, via_relay) == (self.addr, self.via_relay):
+            changed = self.addr is None
+            self._take(addr, via_relay, relay, now)
+            return changed
+        if not relay:
+            if self.relay:
+                self.upgrades += 1
+            self._take(addr, via_relay, False, now)
+            return True
+        if self.relay:  # the peer answers on its own choice of relay (ours or its TURN): the link is alive
+            self.last_rx = now
+            return False
+        if now - self.last_rx >= DIRECT_STALE:  # the direct path went quiet: this relay will do
+            if not self.relay:
+                self.downgrades += 1
+            self._take(addr, via_relay, True, now)
+            return True
+        if not self.relay:
+            self.fallback, self.fallback_rx = (addr, via_relay), now
+        return False
+
+    def _take(self, addr: Addr, via_relay: bool, relay: bool, now: float) -> None:
+        if self.addr is not None and (addr, via_relay) != (self.addr, self.via_relay):
+            self.switches += 1
+        if relay and not self.relay:
+            self.next_probe = now + UPGRADE_PROBE
+        elif not relay:
+            self.next_probe = INF
+            self.fallback = None
+        self.addr, self.via_relay, self.relay, self.last_rx = addr, via_relay, relay, now
+
+    def get_timer(self) -> float | None:
+        times = [self.next_probe]
+        if self.fallback is not None and not self.relay:
+            times.append(self.last_rx + DIRECT_STALE)
+        t = min(times)
+        return None if t == INF else t
+
+    def handle_timer(self, now: float) -> bool:
+        """Fall back to the relay if direct went silent; True when the current path changed."""
+        if (self.fallback is not None and not self.relay and now - self.last_rx >= DIRECT_STALE
+                and self.fallback_rx > self.last_rx):
+            addr, via = self.fallback
+            self.downgrades += 1
+            self._take(addr, via, True, now)
+            return True
+        if self.fallback is not None and not self.relay and now - self.fallback_rx >= DIRECT_STALE:
+            self.fallback = None  # the relay went quiet too: nothing to fall back to
+        return False
+
+    def probe_due(self, now: float) -> bool:
+        """On a relay: time to probe the direct candidates again (then re-armed)."""
+        if self.relay and now >= self.next_probe:
+            self.next_probe = now + UPGRADE_PROBE
+            return True
+        return False
