@@ -509,6 +509,6 @@ class PeerNode:
             if link.upgrade_probe_due:  # up on a relay: does a direct path answer yet? (paths.py)
                 link.upgrade_probe_due = False
                 for addr in link.direct:
-                    self.wire.send_frames([Hello(self.name, self.document.client_id, True)], addr,
+                    self.wire.send_frames([Hello(self.name, self.document.client_id, True)], addr, link.peer_id,
                                           (link.epoch, link.peer_epoch))
         return self.wire.take()
