@@ -1,24 +1,18 @@
-"""One shared buffer <-> the session document, through the shadow copy of its lines.
+"""The pynvim side of one shared buffer: feeds the editor seam, carries out what it asks.
 
-Rules:
+All the logic that keeps buffer and document equal is the pure machine in
+editor/seam.py; this file only moves messages:
 
-* User edits arrive as ``on_lines`` events (never ``on_bytes``: DESIGN.md
-  section 3), batched by Lua per turn of Neovim's loop.  The shadow turns
-  each into one TextEdit for the document.  Lua never sends the events our
-  own applies cause.
-* Remote edits are applied with ``nvim_buf_set_text`` by Lua, and only at the
-  changedtick we last saw: if the user typed in between, Lua refuses, we roll
-  the shadow back, take the user's change first (rebased over the remote
-  edits, transform.py) and try again.  After repeated refusals with no
-  events (something bumped the tick silently) we re-read the buffer.
-* While a blocking apply is in flight other notifications can run (pynvim
-  greenlets): they are queued and replayed after it, in order.
-* Both directions are bounded per turn of the event loop, so neither a burst
-  of typing nor a huge remote paste freezes Neovim: at most ``MAX_BATCH``
-  buffer events become one document transaction (pycrdt's cost per
-  transaction grows faster than its size: an unbounded burst froze the host
-  for 35 s), and at most ``MAX_FLUSH_CHARS`` of remote text go into Neovim
-  per call; bigger inserts are cut at character boundaries.
+* Lua's notifications for the buffer (``on_lines`` batches, reloads, apply
+  results, undo requests) go into one queue, in the order Neovim sent them,
+  and are fed to the seam from the event loop, outside pynvim's greenlet (a
+  pycrdt panic unwinding through a greenlet kills the host; on the loop it is
+  an exception).
+* Applies go to Lua as asynchronous ``exec_lua`` calls; Lua answers with a
+  ``covim_applied`` or ``covim_refused`` notification, which comes after
+  every buffer event that preceded it.  Nothing here blocks on Neovim.
+* Remote cursors are drawn with an apply, or alone when the seam is idle
+  (then the shadow they are computed on is exactly the buffer).
 """
 
 from __future__ import annotations
@@ -27,16 +21,39 @@ import time
 from collections import deque
 from typing import Callable
 
-from ..editor.edits import TextEdit, cut_big_inserts
-from ..editor.shadow import ShadowBuffer
-from ..editor.textdiff import diff_texts
-from ..editor.transform import map_offset, transform_local
+from ..editor.edits import TextEdit
+from ..editor.seam import Apply, NeedSnapshot, NothingToUndo, Reloaded, Seam
+from ..editor.transform import map_offset
 from ..proto.node import PeerNode
 
-MAX_REFUSALS = 5
-MAX_BATCH = 64
-MAX_FLUSH_CHARS = 1 << 20
-UPDATE_LUA = "return require('covim').update(...)"
+MAX_MESSAGES = 64  # queued notifications fed to the seam per turn of the loop
+UPDATE_LUA = "require('covim').update(...)"
+SNAPSHOT_LUA = "require('covim').resync(...)"
+
+
+class _NodeDocument:
+    """The seam's DocumentPort over the peer node (which broadcasts what we commit)."""
+
+    def __init__(self, bridge: "BufferBridge") -> None:
+        self.bridge = bridge
+        self.node: PeerNode = bridge.node
+
+    def take_remote_edits(self) -> list[TextEdit]:
+        return self.node.document.take_remote_edits()
+
+    def has_remote_edits(self) -> bool:
+        return self.node.document.has_remote_edits()
+
+    def commit(self, edits: list[TextEdit]) -> None:
+        self.node.local_edits(edits, time.monotonic())
+        self.bridge.move_cursors(edits)
+        self.bridge.poke()
+
+    def undo(self, redo: bool) -> bool:
+        done = self.node.undo(time.monotonic(), redo)
+        if done:
+            self.bridge.poke()
+        return done
 
 
 class BufferBridge:
@@ -47,17 +64,11 @@ class BufferBridge:
         self.node = node
         self.poke = poke
         self.report = report
-        self.tick = tick
-        self.shadow = ShadowBuffer(lines)
-        self.pending: list[TextEdit] = []
-        self.busy = False
+        self.seam = Seam(_NodeDocument(self), lines, tick)
         self.closed = False
         self.flush_scheduled = False
-        self._inbox: deque[list] = deque()
-        self.refusals = 0
-        self.resyncs = 0
-        self.snapshot_tick = -1
-        self._queued: list[list] = []
+        self._queue: deque[tuple] = deque()
+        self._snapshot_asked = False
         self._colors: dict[int, int] = {}
         self._marks: dict[int, int] = {}  # client id -> extmark id
         self._next_mark = 0
@@ -67,224 +78,145 @@ class BufferBridge:
         self.locked = False  # a joiner's buffer stays read-only until the document arrives
         self.ns = nvim.api.create_namespace("covim_cursors")
 
-    # ---- user side -------------------------------------------------------------
+    # ---- diagnostics ---------------------------------------------------------------
+
+    @property
+    def pending(self) -> list[TextEdit]:
+        return self.seam.pending
+
+    @property
+    def resyncs(self) -> int:
+        return self.seam.resyncs
+
+    # ---- from Lua (notification handlers, in Neovim's order) -----------------------
 
     def on_lines(self, events: list[list]) -> None:
-        """One turn of Neovim's loop worth of ``on_lines``: [tick, first, last_old, lines, crow, ccol] each."""
-        if self.closed or not events:
-            return
-        # Leave pynvim's greenlet before touching pycrdt: a Rust panic unwinding
-        # through a greenlet's stack kills the host, on the loop it is an exception.
-        # Events that pile up meanwhile (a burst) are handled together.
-        was_empty = not self._inbox
-        self._inbox.extend(events)
-        if was_empty:
-            self.nvim.loop.call_soon(self._drain_inbox)
+        self._enqueue(("lines", events))
 
-    def _drain_inbox(self) -> None:
-        if self.closed:
-            return
-        inbox = self._inbox
-        events = [inbox.popleft() for _ in range(min(MAX_BATCH, len(inbox)))]
-        if inbox:
-            self.nvim.loop.call_soon(self._drain_inbox)
-        if self.busy:
-            self._queued.extend(events)
-            return
-        self._local_changes(events)
+    def on_reload(self, tick: int, lines: list[str]) -> None:
+        self._enqueue(("reload", tick, lines, False))
 
-    def _local_changes(self, events: list[list]) -> None:
-        batch: list[TextEdit] = []
-        try:
-            for event in events:
-                edit = self._edit_from_event(*event)
-                if edit is not None:
-                    batch = self._rebase_into(batch, edit)
-            self._commit(batch)
-        except BaseException as exc:  # noqa: BLE001 - pycrdt panics are BaseExceptions
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            self.report(f"could not record a change ({type(exc).__name__}: {exc}); resyncing", "WarningMsg")
-            self.schedule_flush(resync=True)
-
-    def _edit_from_event(self, tick: int, first: int, last_old: int, lines: list[str],
-                         crow: int = -1, ccol: int = -1) -> TextEdit | None:
-        if tick <= self.snapshot_tick:
-            return None  # already contained in the snapshot we resynced from
-        self.tick = tick
-        self.refusals = 0  # events are flowing: a refusal was only a race with typing
-        try:
-            return self.shadow.on_lines(first, last_old, lines, ccol if crow == first else -1)
-        except ValueError:
-            self.schedule_flush(resync=True)
-            return None
-
-    def _rebase_into(self, batch: list[TextEdit], edit: TextEdit) -> list[TextEdit]:
-        """Add a buffer edit to the batch for the document, rebased over pending remote edits."""
-        if not self.pending and not self.node.document.has_remote_edits():
-            batch.append(edit)
-            return batch
-        self.pending += self.node.document.take_remote_edits()
-        rebased_local, rebased_pending = transform_local(edit, self.pending)
-        batch.append(rebased_local)
-        if rebased_pending is None:  # overlap: settle the batch, then diff buffer against document
-            self._commit(batch)
-            batch = []
-            fix = diff_texts(self.shadow.text(), str(self.node.document))
-            rebased_pending = [fix] if fix else []
-        self.pending = rebased_pending
-        self.schedule_flush()
-        return batch
-
-    def _commit(self, batch: list[TextEdit]) -> None:
-        if batch:
-            self.node.local_edits(batch, time.monotonic())
-            self._move_cursors(batch)
-            self.poke()
+    def on_resync(self, tick: int, lines: list[str]) -> None:
+        self._enqueue(("reload", tick, lines, True))
 
     def undo(self, redo: bool, count: int) -> None:
-        """Our own changes only; what it changes reaches the buffer like a remote edit."""
-        self.nvim.loop.call_soon(self._undo_guarded, redo, count)
+        self._enqueue(("undo", redo, count))
 
-    def _undo_guarded(self, redo: bool, count: int) -> None:
+    def on_applied(self, seq: int, tick: int) -> None:
+        self._enqueue(("applied", seq, tick))
+
+    def on_refused(self, seq: int, last_tick: int) -> None:
+        self._enqueue(("refused", seq, last_tick))
+
+    def on_cursor(self, row: int, col: int) -> None:
+        self._enqueue(("cursor", row, col))
+
+    def _enqueue(self, message: tuple) -> None:
         if self.closed:
             return
+        was_empty = not self._queue
+        self._queue.append(message)
+        if was_empty:
+            self.nvim.loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        if self.closed:
+            return
+        queue = self._queue
         try:
-            done = sum(self.node.undo(time.monotonic(), redo) for _ in range(count))
+            for _ in range(min(MAX_MESSAGES, len(queue))):
+                self._handle(queue.popleft())
         except BaseException as exc:  # noqa: BLE001 - pycrdt panics are BaseExceptions
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-            self.report(f"could not {'redo' if redo else 'undo'} ({type(exc).__name__}: {exc})", "WarningMsg")
-            return
-        if not done:
-            self.report(f"nothing of yours to {'redo' if redo else 'undo'}", "None")
-            return
-        self.poke()
-        self.schedule_flush()
+            self.report(f"could not record a change ({type(exc).__name__}: {exc}); re-reading the buffer",
+                        "WarningMsg")
+            self._ask_snapshot()
+        if queue:
+            self.nvim.loop.call_soon(self._drain)
+        self._after()
 
-    def on_cursor(self, row: int, col: int) -> None:
-        if self.closed:
-            return
-        offset = self.shadow.pos_to_offset(row, col)
-        for edit in self.pending:
-            offset = map_offset(offset, edit)
-        self.node.set_cursor(offset, offset, time.monotonic())
-        self.poke()
+    def _handle(self, message: tuple) -> None:
+        kind, seam = message[0], self.seam
+        if kind == "lines":
+            seam.buffer_events(message[1])
+        elif kind == "reload":
+            if message[3]:
+                self._snapshot_asked = False
+            seam.reload(message[1], message[2], resync=message[3])
+        elif kind == "applied":
+            seam.applied(message[1], message[2])
+        elif kind == "refused":
+            seam.refused(message[1], message[2])
+            self.cursors_dirty = self.cursors_dirty or bool(self.cursors)  # Lua drew none of them
+        elif kind == "undo":
+            seam.undo(message[1], message[2])
+        elif kind == "cursor":
+            offset = seam.cursor_offset(message[1], message[2])
+            self.node.set_cursor(offset, offset, time.monotonic())
+            self.poke()
 
-    # ---- remote side -----------------------------------------------------------
+    def _after(self) -> None:
+        while (event := self.seam.next_event()) is not None:
+            if isinstance(event, NeedSnapshot):
+                self._ask_snapshot()
+            elif isinstance(event, NothingToUndo):
+                self.report(f"nothing of yours to {'redo' if event.redo else 'undo'}", "None")
+            elif isinstance(event, Reloaded) and not event.resync and event.removed_lines:
+                self.report(f"the reload replaced {event.removed_lines} shared line(s) for everyone; "
+                            "u undoes it", "WarningMsg")
+        if self.seam.wants_flush() or (self.cursors_dirty and self.seam.idle()) or self._unlock_due():
+            self.schedule_flush()
 
-    def schedule_flush(self, resync: bool = False) -> None:
+    def _ask_snapshot(self) -> None:
+        """Last resort: Lua sends the whole buffer back as a resync (it comes in order, like a reload)."""
+        if not self._snapshot_asked and not self.closed:
+            self._snapshot_asked = True
+            self.nvim.exec_lua(SNAPSHOT_LUA, self.buf, async_=True)
+
+    # ---- to Lua --------------------------------------------------------------------
+
+    def wants_flush(self) -> bool:
+        return self.seam.wants_flush() or (self.cursors_dirty and self.seam.idle()) or self._unlock_due()
+
+    def _unlock_due(self) -> bool:
+        return self.locked and self.node.synced and self.seam.idle()
+
+    def schedule_flush(self) -> None:
         """Thread-safe entry: apply whatever the document has for the buffer, soon."""
-        if resync:
-            self.refusals = MAX_REFUSALS
         if not self.flush_scheduled and not self.closed:
             self.flush_scheduled = True
             self.nvim.async_call(self.flush)
 
     def flush(self) -> None:
-        """Bring the buffer (text, then cursors) up to the document in one Neovim call."""
         self.flush_scheduled = False
-        if self.closed or self.busy:
+        if self.closed:
             return
-        self.busy = True
         try:
-            if self.refusals >= MAX_REFUSALS:
-                self._resync_from_buffer()
-            self.pending += self.node.document.take_remote_edits()
-            if any(len(edit.insert) > MAX_FLUSH_CHARS for edit in self.pending):
-                self.pending = cut_big_inserts(self.pending, MAX_FLUSH_CHARS)
-            calls, undo = self._prepare_pending() if self.pending else ([], [])
-            ready = len(calls) == len(self.pending)  # no edit is waiting for a retry
-            cursors = self._cursor_marks() if self.cursors_dirty and ready else None
-            if cursors:
-                self.cursors_dirty = False  # before the call: news arriving during it sets it again
-            if calls or cursors:
-                marks, stale = cursors or ([], [])
-                result = self.nvim.exec_lua(UPDATE_LUA, self.buf, self.tick, calls, self.ns, marks, stale)
-                if result is None:  # the user typed meanwhile: their change goes first
-                    for u in reversed(undo):
-                        self.shadow.apply(u)
-                    self.refusals += 1
-                    self.cursors_dirty = self.cursors_dirty or cursors is not None
-                else:
-                    self.tick = result
-                    self.pending = self.pending[len(calls):]
-                    if calls:
-                        self.refusals = 0
-                    if cursors:
-                        for client_id in [c for c in self._marks if c not in self._drawn]:
-                            del self._marks[client_id]
-            # (the document may have arrived while we were blocked in Neovim: check the queue too)
-            if self.locked and self.node.synced and not self.pending and not self.node.document.has_remote_edits():
-                self.locked = False
-                self.nvim.api.set_option_value("modifiable", True, {"buf": self.buf})
-        except BaseException as exc:  # pycrdt panics are BaseExceptions: never let one freeze Neovim
+            apply: Apply | None = self.seam.flush()
+        except BaseException as exc:  # noqa: BLE001 - pycrdt panics are BaseExceptions
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-            self.report(f"could not update the shared buffer ({type(exc).__name__}: {exc}); resyncing", "WarningMsg")
-            self.refusals = MAX_REFUSALS
-        finally:
-            self.busy = False
-        queued, self._queued = self._queued, []
-        if queued:  # they came before anything still in the inbox
-            was_empty = not self._inbox
-            self._inbox.extendleft(reversed(queued))
-            if was_empty:
-                self.nvim.loop.call_soon(self._drain_inbox)
-        if self.pending or self.refusals:
-            self.nvim.loop.call_later(0.005 * min(self.refusals, 10), self.schedule_flush)
-        elif self.cursors_dirty or self.node.document.has_remote_edits() or (self.locked and self.node.synced):
-            self.schedule_flush()  # news that arrived while we were blocked in Neovim
-
-    def _prepare_pending(self) -> tuple[list, list[TextEdit]]:
-        """Apply pending edits to the shadow; returns the set_text calls and their inverses."""
-        undo: list[TextEdit] = []
-        calls = []
-        budget = MAX_FLUSH_CHARS
-        try:
-            for edit in self.pending:
-                if calls and budget < len(edit.insert):
-                    break  # the rest goes in the next call: Neovim stays responsive
-                budget -= len(edit.insert)
-                deleted = self._slice(edit.offset, edit.delete)
-                e = self.shadow.apply(edit)
-                undo.append(TextEdit(edit.offset, len(edit.insert.encode("utf-8")), deleted))
-                calls.append([e.start_row, e.start_col, e.end_row, e.end_col, e.lines])
-        except ValueError:
-            for u in reversed(undo):
-                self.shadow.apply(u)
-            fix = diff_texts(self.shadow.text(), str(self.node.document))
-            self.pending = [fix] if fix else []  # applied by the retry flush()
-            self.refusals += 1
-            return [], []
-        return calls, undo
-
-    def _resync_from_buffer(self) -> None:
-        """Last resort: the buffer changed without telling us; diff it against the shadow."""
-        self.resyncs += 1
-        tick, lines = self.nvim.exec_lua("return require('covim').snapshot(...)", self.buf)
-        fix = diff_texts(self.shadow.text(), "\n".join(lines or [""]))
-        self.shadow = ShadowBuffer(lines)
-        self.tick = self.snapshot_tick = tick
-        self.refusals = 0
-        if fix is not None:
-            self._commit(self._rebase_into([], fix))
-
-    def _slice(self, offset: int, length: int) -> str:
-        if length == 0:
-            return ""
-        r1, c1 = self.shadow.offset_to_pos(offset)
-        r2, c2 = self.shadow.offset_to_pos(offset + length)
-        lines = self.shadow.lines
-        if r1 == r2:
-            return lines[r1].encode("utf-8")[c1:c2].decode("utf-8")
-        head = lines[r1].encode("utf-8")[c1:].decode("utf-8")
-        tail = lines[r2].encode("utf-8")[:c2].decode("utf-8")
-        return "\n".join([head, *lines[r1 + 1 : r2], tail])
+            self.report(f"could not update the shared buffer ({type(exc).__name__}: {exc}); re-reading it",
+                        "WarningMsg")
+            self._ask_snapshot()
+            return
+        marks, stale = [], []
+        if self.cursors_dirty and (apply is not None or self.seam.idle()):
+            self.cursors_dirty = False
+            marks, stale = self._cursor_marks()
+        if apply is not None:
+            self.nvim.exec_lua(UPDATE_LUA, self.buf, apply.tick, apply.seq, apply.calls, self.ns, marks, stale,
+                               async_=True)
+        elif marks or stale:
+            self.nvim.exec_lua("require('covim').set_cursors(...)", self.buf, self.ns, marks, stale, async_=True)
+        if self._unlock_due():
+            self.locked = False
+            self.nvim.api.set_option_value("modifiable", True, {"buf": self.buf}, async_=True)
 
     # ---- cursors ----------------------------------------------------------------
 
-    def _move_cursors(self, edits: list[TextEdit]) -> None:
+    def move_cursors(self, edits: list[TextEdit]) -> None:
         """Peers' cursors follow the text between their awareness updates."""
         if not self.cursors:
             return
@@ -308,12 +240,13 @@ class BufferBridge:
         """Extmarks for the peers' cursors on the shadow (which is what the buffer will hold)."""
         marks = []
         self._drawn = set()
-        size = self.shadow.byte_len()
+        shadow = self.seam.shadow
+        size = shadow.byte_len()
         for client_id, name, _anchor, head in self.cursors:
             if head is None:
                 continue
-            row, col = self.shadow.offset_to_pos(min(head, size))
-            line = self.shadow.lines[row].encode("utf-8")
+            row, col = shadow.offset_to_pos(min(head, size))
+            line = shadow.lines[row].encode("utf-8")
             while 0 < col < len(line) and (line[col] & 0xC0) == 0x80:
                 col -= 1  # a peer's offset may be a little stale: never point inside a character
             end = -1
@@ -328,6 +261,8 @@ class BufferBridge:
             self._drawn.add(client_id)
             marks.append([self._marks[client_id], row, col, end, f"CoVimCursor{color}", name, f"CoVimName{color}"])
         stale = [mark for c, mark in self._marks.items() if c not in self._drawn]
+        for c in [c for c in self._marks if c not in self._drawn]:
+            del self._marks[c]
         for c in [c for c in self._colors if c not in self._drawn]:
             del self._colors[c]
         return marks, stale

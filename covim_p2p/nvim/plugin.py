@@ -318,29 +318,41 @@ class CoVimPlugin:
             return [c for c in SUBCOMMANDS if c.startswith(arglead)]
         return []
 
-    @guarded
-    def on_lines(self, buf, events) -> None:
+    def _bridge_for(self, buf):
         s = self.session
         if s is not None and s.bridge is not None and s.bridge.buf == buf:
-            s.bridge.on_lines(events)
+            return s.bridge
+        return None
+
+    @guarded
+    def on_lines(self, buf, events) -> None:
+        if (bridge := self._bridge_for(buf)) is not None:
+            bridge.on_lines(events)
 
     @guarded
     def on_cursor(self, buf, row, col) -> None:
-        s = self.session
-        if s is not None and s.bridge is not None and s.bridge.buf == buf:
-            s.bridge.on_cursor(row, col)
+        if (bridge := self._bridge_for(buf)) is not None:
+            bridge.on_cursor(row, col)
 
     @guarded
     def on_undo(self, buf, redo, count=1) -> None:
-        s = self.session
-        if s is not None and s.bridge is not None and s.bridge.buf == buf:
-            s.bridge.undo(bool(redo), max(1, min(int(count), 1000)))
+        if (bridge := self._bridge_for(buf)) is not None:
+            bridge.undo(bool(redo), max(1, min(int(count), 1000)))
 
     @guarded
-    def on_reload(self, buf) -> None:
-        s = self.session
-        if s is not None and s.bridge is not None and s.bridge.buf == buf:
-            s.bridge.schedule_flush(resync=True)
+    def on_reload(self, buf, tick, lines, resync=False) -> None:
+        if (bridge := self._bridge_for(buf)) is not None:
+            (bridge.on_resync if resync else bridge.on_reload)(tick, lines)
+
+    @guarded
+    def on_applied(self, buf, seq, tick) -> None:
+        if (bridge := self._bridge_for(buf)) is not None:
+            bridge.on_applied(seq, tick)
+
+    @guarded
+    def on_refused(self, buf, seq, last_tick) -> None:
+        if (bridge := self._bridge_for(buf)) is not None:
+            bridge.on_refused(seq, last_tick)
 
     @guarded
     def on_unload(self, buf) -> None:

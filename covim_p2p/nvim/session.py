@@ -183,8 +183,7 @@ class SessionFactory:
             node.remote_cursors_changed = False
             bridge.cursors = node.cursors()
             bridge.cursors_dirty = True
-        if bridge.cursors_dirty or node.document.has_remote_edits() or bridge.pending or (
-                bridge.locked and node.synced):
+        if bridge.wants_flush():
             bridge.schedule_flush()
 
     def stop(self, session: "Session | Waiting") -> None:

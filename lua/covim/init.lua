@@ -6,6 +6,8 @@ local M = {}
 local attached = {}   -- buf -> python host channel
 local applying = {}   -- buf -> true while we apply remote edits
 local queued = {}     -- buf -> on_lines events not yet sent to Python
+local last_tick = {}  -- buf -> changedtick of the last change Python was told of (event, reload, apply)
+local reloading = {}  -- buf -> true from a reload until its snapshot is sent
 
 local function notify(chan, ...)
   pcall(vim.rpcnotify, chan, ...)
@@ -16,11 +18,25 @@ end
 -- messages, not 2000 (each a msgpack decode and a greenlet in the host).
 -- Anything else we send for the buffer flushes them first, so Python sees
 -- everything in order.
+local send_reload
+
 local function send_lines(buf)
+  if reloading[buf] then send_reload(buf) end
   local events = queued[buf]
   queued[buf] = nil
   local chan = attached[buf]
   if events and #events > 0 and chan then notify(chan, 'covim_lines', buf, events) end
+end
+
+-- After a reload (:e!, :checktime) Python gets the whole buffer once, in order
+-- with the events; changes made before it is sent are part of it.
+send_reload = function(buf)
+  reloading[buf] = nil
+  local chan = attached[buf]
+  if not chan or not vim.api.nvim_buf_is_loaded(buf) then return end
+  local tick = vim.api.nvim_buf_get_changedtick(buf)
+  last_tick[buf] = tick
+  notify(chan, 'covim_reload', buf, tick, vim.api.nvim_buf_get_lines(buf, 0, -1, true))
 end
 
 local function send_cursor(buf)
@@ -39,6 +55,8 @@ function M.attach(buf, chan)
       local c = attached[b]
       if not c then return true end
       if applying[b] then return end  -- our own apply of remote edits: Python already knows
+      if reloading[b] then return end  -- the snapshot about to be sent holds this change
+      last_tick[b] = tick
       local lines = vim.api.nvim_buf_get_lines(b, first, last_new, true)
       -- The cursor (at the start of the change here) disambiguates diffs like end -> eend.
       local crow, ccol = -1, -1
@@ -57,10 +75,10 @@ function M.attach(buf, chan)
       end
     end,
     on_reload = function(_, b)
-      local c = attached[b]
-      if c then
+      if attached[b] then
         send_lines(b)
-        notify(c, 'covim_reload', b)
+        reloading[b] = true
+        vim.schedule(function() if reloading[b] then send_reload(b) end end)
       end
     end,
     on_detach = function(_, b)  -- unloaded or wiped (:bd, :bw, :e other with 'nohidden', ...)
@@ -68,6 +86,7 @@ function M.attach(buf, chan)
       if c then send_lines(b) end
       attached[b] = nil
       queued[b] = nil
+      reloading[b] = nil
       if c then notify(c, 'covim_unload', b) end  -- Python ends the session, with one line
     end,
   })
@@ -84,27 +103,33 @@ function M.attach(buf, chan)
   vim.api.nvim_create_autocmd({ 'CursorMoved', 'CursorMovedI', 'BufEnter' }, {
     group = group, buffer = buf, callback = function() send_cursor(buf) end,
   })
-  return { vim.api.nvim_buf_get_changedtick(buf), vim.api.nvim_buf_get_lines(buf, 0, -1, true) }
+  last_tick[buf] = vim.api.nvim_buf_get_changedtick(buf)
+  return { last_tick[buf], vim.api.nvim_buf_get_lines(buf, 0, -1, true) }
 end
 
 function M.detach(buf)
   attached[buf] = nil
   queued[buf] = nil
+  reloading[buf] = nil
+  last_tick[buf] = nil
   pcall(vim.keymap.del, 'n', 'u', { buffer = buf })
   pcall(vim.keymap.del, 'n', '<C-r>', { buffer = buf })
   pcall(vim.api.nvim_del_augroup_by_name, 'covim_buf_' .. buf)
 end
 
--- Apply remote edits {{srow, scol, erow, ecol, lines}, ...} only if the buffer is
--- still at `tick` (else Python has not seen the user's latest change yet: nil).
+-- Apply remote edits {{srow, scol, erow, ecol, lines}, ...} computed for the
+-- buffer as it was at `tick`. Python computed them on its copy of the buffer;
+-- if any change happened since that Python has not been told of, they would
+-- land in the wrong place: then nothing is applied (Python rebases them over
+-- that change and tries again). A bare changedtick bump with no change (:set ff)
+-- does not count. Returns the new changedtick, or nil for a refusal.
 function M.apply(buf, tick, edits)
-  if not vim.api.nvim_buf_is_loaded(buf) then return -1 end  -- closed: never write into an unloaded buffer
-  if vim.api.nvim_buf_get_changedtick(buf) ~= tick then return nil end
+  if last_tick[buf] ~= tick then return nil end
   applying[buf] = true
   local modifiable = vim.bo[buf].modifiable
   vim.bo[buf].modifiable = true  -- a joiner's buffer is read-only until the document arrives
   -- In insert mode, text inserted exactly at the cursor goes after it, so the
-  -- user's next keystroke continues their own word (the CRDT orders it the same way).
+  -- user's next keystroke continues their own word (Python orders it the same way).
   local win = vim.api.nvim_get_current_win()
   local inserting = vim.api.nvim_win_get_buf(win) == buf and vim.api.nvim_get_mode().mode:sub(1, 1) == 'i'
   local ok, err = pcall(function()
@@ -120,25 +145,45 @@ function M.apply(buf, tick, edits)
   end)
   vim.bo[buf].modifiable = modifiable
   applying[buf] = nil
+  last_tick[buf] = vim.api.nvim_buf_get_changedtick(buf)
   if not ok then error(err) end
-  return vim.api.nvim_buf_get_changedtick(buf)
+  return last_tick[buf]
 end
 
--- One call per flush: remote edits (only at `tick`), then the peers' cursors.
-function M.update(buf, tick, edits, ns, marks, stale)
+-- One asynchronous call per flush: remote edits, then the peers' cursors. The
+-- answer is a notification, sent after every buffer event before it:
+-- covim_applied(buf, seq, tick) or covim_refused(buf, seq, last_tick).
+function M.update(buf, tick, seq, edits, ns, marks, stale)
+  local chan = attached[buf]
+  if not chan then return end
+  send_lines(buf)  -- Python must see every earlier change before this answer
+  if not vim.api.nvim_buf_is_loaded(buf) then return end
   if #edits > 0 then
-    tick = M.apply(buf, tick, edits)
-    if tick == nil or tick < 0 then return tick end
+    local ok, result = pcall(M.apply, buf, tick, edits)
+    if not ok then
+      -- Neovim rejected an edit (it should not): Python re-reads the whole buffer.
+      notify(chan, 'covim_applied', buf, seq, last_tick[buf])
+      M.resync(buf)
+      return
+    end
+    if result == nil then
+      notify(chan, 'covim_refused', buf, seq, last_tick[buf])
+      return
+    end
+    tick = result
   end
   if #marks > 0 or #stale > 0 then M.set_cursors(buf, ns, marks, stale) end
-  return tick
+  notify(chan, 'covim_applied', buf, seq, tick)
 end
 
--- Read the whole buffer with its tick (the rare full resync).
-function M.snapshot(buf)
-  -- An unloaded buffer reads as empty: that must never look like "the user deleted everything".
-  if not vim.api.nvim_buf_is_loaded(buf) then error('covim: the shared buffer is not loaded') end
-  return { vim.api.nvim_buf_get_changedtick(buf), vim.api.nvim_buf_get_lines(buf, 0, -1, true) }
+-- The last resort: the whole buffer, in order with the events, as a resync.
+function M.resync(buf)
+  local chan = attached[buf]
+  if not chan or not vim.api.nvim_buf_is_loaded(buf) then return end
+  send_lines(buf)
+  local tick = vim.api.nvim_buf_get_changedtick(buf)
+  last_tick[buf] = tick
+  notify(chan, 'covim_reload', buf, tick, vim.api.nvim_buf_get_lines(buf, 0, -1, true), true)
 end
 
 -- Remote cursors: marks = {{id, row, col, end_col_or_-1, cursor_hl, name, name_hl}, ...}

@@ -37,9 +37,18 @@ class CoVim:
     def undo(self, buf, redo, count=1):
         self.impl.on_undo(buf, redo, count)
 
+    @pynvim.decode(False)
     @pynvim.rpc_export("covim_reload", sync=False)
-    def reload(self, buf):
-        self.impl.on_reload(buf)
+    def reload(self, buf, tick, lines, resync=False):
+        self.impl.on_reload(buf, tick, lines, resync)
+
+    @pynvim.rpc_export("covim_applied", sync=False)
+    def applied(self, buf, seq, tick):
+        self.impl.on_applied(buf, seq, tick)
+
+    @pynvim.rpc_export("covim_refused", sync=False)
+    def refused(self, buf, seq, last_tick):
+        self.impl.on_refused(buf, seq, last_tick)
 
     @pynvim.rpc_export("covim_unload", sync=False)
     def unload(self, buf):
