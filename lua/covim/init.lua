@@ -19,6 +19,7 @@ end
 -- Anything else we send for the buffer flushes them first, so Python sees
 -- everything in order.
 local send_reload
+local listen
 
 local function send_lines(buf)
   if reloading[buf] then send_reload(buf) end
@@ -31,9 +32,10 @@ end
 -- After a reload (:e!, :checktime) Python gets the whole buffer once, in order
 -- with the events; changes made before it is sent are part of it.
 send_reload = function(buf)
-  reloading[buf] = nil
   local chan = attached[buf]
   if not chan or not vim.api.nvim_buf_is_loaded(buf) then return end
+  if reloading[buf] == 'detached' then listen(buf) end
+  reloading[buf] = nil
   local tick = vim.api.nvim_buf_get_changedtick(buf)
   last_tick[buf] = tick
   notify(chan, 'covim_reload', buf, tick, vim.api.nvim_buf_get_lines(buf, 0, -1, true))
@@ -47,9 +49,8 @@ local function send_cursor(buf)
   notify(chan, 'covim_cursor', buf, pos[1] - 1, pos[2])
 end
 
--- Attach to buf; returns {changedtick, lines} read atomically with the attach.
-function M.attach(buf, chan)
-  attached[buf] = chan
+-- Watch buf's changes (again, after a reload detached us).
+listen = function(buf)
   vim.api.nvim_buf_attach(buf, false, {
     on_lines = function(_, b, tick, first, last_old, last_new)
       local c = attached[b]
@@ -81,15 +82,36 @@ function M.attach(buf, chan)
         vim.schedule(function() if reloading[b] then send_reload(b) end end)
       end
     end,
-    on_detach = function(_, b)  -- unloaded or wiped (:bd, :bw, :e other with 'nohidden', ...)
+    -- Unloaded or wiped (:bd, :bw, :e other with 'nohidden'), or reloaded: :e!
+    -- and :checktime detach and load the buffer again. Once the command is
+    -- done we can tell them apart: a loaded buffer was reloaded (Python gets
+    -- it whole, as a reload); an unloaded one is gone (Python ends the
+    -- session with one line; an unloaded buffer reads as empty, and that
+    -- must never look like "the user deleted everything").
+    on_detach = function(_, b)
       local c = attached[b]
-      if c then send_lines(b) end
-      attached[b] = nil
+      if not c then return end
+      send_lines(b)
       queued[b] = nil
-      reloading[b] = nil
-      if c then notify(c, 'covim_unload', b) end  -- Python ends the session, with one line
+      reloading[b] = 'detached'
+      vim.schedule(function()
+        if attached[b] ~= c or not reloading[b] then return end
+        if vim.api.nvim_buf_is_loaded(b) then
+          send_reload(b)
+        else
+          attached[b] = nil
+          reloading[b] = nil
+          notify(c, 'covim_unload', b)
+        end
+      end)
     end,
   })
+end
+
+-- Attach to buf; returns {changedtick, lines} read atomically with the attach.
+function M.attach(buf, chan)
+  attached[buf] = chan
+  listen(buf)
   -- Neovim's own undo would also revert other people's edits: use the CRDT's.
   local function undo(redo)
     return function()
