@@ -18,13 +18,14 @@ from ..proto.natclass import NatReport
 from ..proto.rendezvous import InviteAnswered, InviteExpired
 from ..proto.drops import merged
 from ..proto.token import BadToken, PeerToken, SessionToken
+from .log import log, open_log
 from .session import Session, SessionFactory, TokenReady
 from .trio_host import TrioHost
 
 DEFAULT_PORT = 8555
-SUBCOMMANDS = ["host", "connect", "start", "add", "disconnect", "quit", "status"]
+SUBCOMMANDS = ["host", "connect", "start", "add", "token", "disconnect", "quit", "status"]
 USAGE = ("usage: :CoVim host [port] [name] | connect <token> [name] | start [port] | add <token> "
-         "| disconnect | quit | status")
+         "| token | disconnect | quit | status")
 
 
 class UserError(Exception):
@@ -58,27 +59,50 @@ class CoVimPlugin:
 
     # ---- output -------------------------------------------------------------------
 
-    def _echo(self, text: str, hl: str) -> None:
+    def _notify(self, text: str, level: str) -> None:
+        """One line through vim.notify (lua/covim/notify.lua), which also logs it."""
         def show() -> None:
             try:
-                self.nvim.api.echo([[f"CoVim: {text}", hl]], True, {})
+                self.nvim.exec_lua("require('covim.notify').notify(...)", text, level, async_=True)
             except Exception:  # noqa: BLE001
                 pass
         self.nvim.async_call(show)
 
     def info(self, text: str) -> None:
-        self._echo(text, "None")
+        self._notify(text, "info")
 
     def error(self, text: str) -> None:
-        self._echo(text, "ErrorMsg")
+        self._notify(text, "error")
 
     def report(self, text: str, hl: str = "WarningMsg") -> None:
-        self._echo(text, hl)
+        self._notify(text, {"ErrorMsg": "error", "WarningMsg": "warn"}.get(hl, "info"))
+
+    def _publish(self, event: str | None = None, data: dict | None = None) -> None:
+        """The statusline's state and a User autocmd (lua/covim/state.lua), from the loop thread."""
+        s = self.session
+        if s is None:
+            state = {"state": "idle", "role": "", "name": "", "peers": 0, "bufnr": -1}
+        elif s.role == "waiting":
+            state = {"state": "waiting", "role": "waiting", "name": s.name, "peers": 0, "bufnr": -1}
+        else:
+            state = {"state": s.node.state, "role": s.role, "name": s.name, "bufnr": s.bridge.buf if s.bridge else -1,
+                     "peers": sum(1 for p in s.node.peers_status() if p["up"])}
+
+        def send() -> None:
+            try:
+                self.nvim.exec_lua("require('covim.state').set(...)", state, event, data or {}, async_=True)
+            except Exception:  # noqa: BLE001
+                pass
+        self.nvim.async_call(send)
 
     # ---- plumbing -----------------------------------------------------------------
 
     def _ensure_engine(self) -> SessionFactory:
         if self._factory is None:
+            try:
+                open_log(self.nvim.funcs.stdpath("log"))
+            except Exception:  # noqa: BLE001 - no log is no reason to refuse a session
+                pass
             self._trio = TrioHost(self.nvim.loop, lambda text: self.report(text, "ErrorMsg"))
             self._trio.start()
             self._factory = SessionFactory(self.nvim, self._trio, self.report, self._on_event)
@@ -133,30 +157,58 @@ class CoVimPlugin:
             where = ", ".join(f"{a[0]}:{a[1]}" for a in event.addrs)
             self.error(f"the peer at {where} did not answer the invitation (is it still waiting?)")
         elif isinstance(event, ev.Joined):
+            log.info("joined session %016x as %r (%s)", session.token.session, session.name, session.role)
             if session.role == "peer":
                 self.info(f"joined the session as '{session.name}'")
+            self._publish("CoVimJoined", self._session_data(session))
         elif isinstance(event, ev.Synced):
             self.info("the shared document has arrived; you can edit now")
         elif isinstance(event, ev.JoinFailed):
+            log.error("could not join session %016x: %s", session.token.session, event.reason)
             self.error(f"could not join: {event.reason}")
             # We are on the trio side here: Neovim may only be called through async_call.
             self.nvim.async_call(lambda: self._stop() if self.session is session else None)
         elif isinstance(event, ev.PeerUp):
+            peer = self._peer(session, event.peer_id)
+            log.info("link up: %r at %s (%s path)", event.name, peer.get("addr", "?"), peer.get("path", "?"))
             self.info(f"'{event.name}' is connected")
+            self._publish("CoVimPeerJoined", {"peer": event.name, "addr": peer.get("addr", ""),
+                                              "path": peer.get("path", ""), **self._session_data(session)})
         elif isinstance(event, ev.PeerDown):
+            log.info("link down: %r %s", event.name, event.reason)
             self.report(f"'{event.name}' {event.reason}", "WarningMsg")
+            self._publish("CoVimPeerLeft", {"peer": event.name, "reason": event.reason, **self._session_data(session)})
         elif isinstance(event, ev.Problem):
+            log.warning("%s", event.text)
             self.report(event.text, "WarningMsg")
         elif isinstance(event, NatReport):
             bad = event.kind in ("", natclass.SYMMETRIC, natclass.FIREWALL, natclass.BLOCKED)
             self.report(event.text, "WarningMsg" if bad else "None")
 
+    @staticmethod
+    def _session_data(session) -> dict:
+        return {"name": session.name, "role": session.role, "session": f"{session.token.session:016x}",
+                "bufnr": session.bridge.buf if session.bridge else -1}
+
+    @staticmethod
+    def _peer(session, peer_id: int) -> dict:
+        link = getattr(session.node, "links", {}).get(peer_id)
+        if link is None:
+            return {}
+        return {"addr": f"{link.addr[0]}:{link.addr[1]}", "path": "relay" if link.via_relay else "direct"}
+
     def _stop(self) -> None:
         session = self.session
         if session is not None and self._factory is not None:
+            data = None
+            if session.role != "waiting":
+                data = self._session_data(session)
+                log.info("left session %s as %r (%d malformed or foreign datagrams dropped)", data["session"],
+                         session.name, session.node.dropped)
             self.last_state = "failed" if getattr(session, "node", None) and session.node.state == "failed" else "idle"
             self._factory.stop(session)
             self.session = None
+            self._publish("CoVimLeft" if data else None, data)
             if session.role == "peer" and not session.node.synced and session.bridge is not None:
                 # The join never got the document: drop the empty read-only buffer we made.
                 try:
@@ -186,6 +238,7 @@ class CoVimPlugin:
         buf = self.nvim.current.buffer.number
         self.session = self._open(lambda: factory.host(buf, port, name))
         self._show_token(self.session)
+        self._publish()
 
     def _show_token(self, session) -> None:
         """The token once its candidates are known (STUN answers take at most ~1 s, never a wait here)."""
@@ -195,12 +248,10 @@ class CoVimPlugin:
             self.info(f"{'hosting' if session.role == 'host' else 'waiting'} as '{session.name}'; "
                       "asking the STUN servers for this machine's public address (at most 1 s)...")
             return
-        token = session.token_text
-        self.nvim.vars["covim_token"] = token
         if session.role == "host":
-            self.info(f"hosting as '{session.name}'. Share this token: {token}")
+            self._share_token(f"hosting as '{session.name}'")
         else:
-            self.info(f"waiting as '{session.name}'. Give this token to the host (:CoVim add <token>): {token}")
+            self._share_token(f"waiting as '{session.name}'; the host runs :CoVim add <token>")
 
     def _cmd_connect(self, rest: list[str]) -> None:
         self._require_idle()
@@ -213,6 +264,7 @@ class CoVimPlugin:
         self.session = self._open(lambda: factory.connect(buf.number, token, name))
         self.nvim.vars["covim_token"] = rest[0]
         self.info(f"connecting as '{name}' to {', '.join(f'{a[0]}:{a[1]}' for a in token.addrs)}...")
+        self._publish()
 
     def _cmd_start(self, rest: list[str]) -> None:
         """Enhanced CoVim: make my token, then wait until the host runs :CoVim add <it>."""
@@ -222,6 +274,7 @@ class CoVimPlugin:
         factory = self._ensure_engine()
         self.session = self._open(lambda: factory.wait_for_invite(port, name))
         self._show_token(self.session)
+        self._publish()
 
     def _cmd_add(self, rest: list[str]) -> None:
         """Enhanced CoVim: the host admits a peer that ran :CoVim start."""
@@ -253,6 +306,15 @@ class CoVimPlugin:
         self.nvim.api.set_option_value("swapfile", False, {"buf": buf})
         self.nvim.api.win_set_buf(0, buf)
         return buf
+
+    def _share_token(self, intro: str | None) -> None:
+        """The token into the registers and onto the screen in one line (lua/covim/token.lua)."""
+        self.nvim.exec_lua("require('covim.token').share(...)", self.session.token_text, intro)
+
+    def _cmd_token(self, rest: list[str]) -> None:
+        if self.session is None or self.session.stopped:
+            raise UserError("not in a session: :CoVim host makes a token")
+        self._share_token(None)
 
     def _cmd_disconnect(self, rest: list[str]) -> None:
         if self.session is None:

