@@ -4,7 +4,9 @@
 #
 #   scripts/setup.sh [--test]  everything the test suite needs (the default):
 #                              tmux, iproute2, nftables + coturn (the NAT lab), node + npm, nix-instantiate,
-#                              .venv with -e '.[test]', tests/yjs/node_modules
+#                              .venv with -e '.[test]', tests/yjs/node_modules, and Debian's own
+#                              neovim 0.7.2 unpacked into .venv/debian-neovim (the "too old" Neovim of
+#                              tests/nvim/test_firstrun.py; not on $PATH, so it shadows nothing)
 #   scripts/setup.sh --demo    runtime only: tmux, .venv with -e '.[nvim]' (Neovim)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +47,26 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   echo "setup: pip install -e '.[$extra]'"
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extra]"
   echo "$want" >"$stamp"
+fi
+
+# --- Debian's neovim 0.7.2, unpacked privately (tests/nvim/test_firstrun.py) -------------
+# `apt-get install neovim` would put 0.7.2 on $PATH and register it as vi/vim/editor;
+# unpacking the .debs into .venv/debian-neovim touches nothing else. Its libraries
+# come from apt as usual.
+old_nvim=.venv/debian-neovim/usr/bin/nvim
+if [[ $mode == --test && ! -x $old_nvim ]] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: Debian's neovim 0.7.2 into .venv/debian-neovim"
+  libs=(libluajit2-5.1-2 libmsgpackc2 libtermkey1 libtree-sitter0 libunibilium4 libuv1 libvterm0 lua-luv)
+  missing=()
+  for lib in "${libs[@]}"; do dpkg -s "$lib" >/dev/null 2>&1 || missing+=("$lib"); done
+  if ((${#missing[@]})); then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+  debs=$(mktemp -d) && chmod 755 "$debs"  # apt-get download runs as _apt
+  (cd "$debs" && apt-get download -qq neovim neovim-runtime)
+  for deb in "$debs"/*.deb; do dpkg -x "$deb" .venv/debian-neovim; done
+  rm -rf "$debs"
 fi
 
 # --- Yjs (node) for tests/test_yjs_compat.py ---------------------------------------
