@@ -22,11 +22,11 @@ local info = health.info or health.report_info
 -- runs): loads rplugin/python3/covim.py as the host would (private venv, pins),
 -- then reports versions, the token's candidate addresses and the STUN verdict.
 local PROBE = [[
-def _covim_health_probe(rplugin, stun_server):
+def _covim_health_probe(rplugin, net):
     import importlib.util, os, sys
     from importlib import metadata
     out = {'executable': sys.executable, 'python': '%d.%d.%d' % sys.version_info[:3],
-           'setup_error': '', 'location': '', 'versions': {}, 'addresses': [], 'stun': ''}
+           'setup_error': '', 'location': '', 'versions': {}, 'network': None}
     try:
         spec = importlib.util.spec_from_file_location('_covim_rplugin_probe', rplugin)
         module = importlib.util.module_from_spec(spec)
@@ -41,19 +41,12 @@ def _covim_health_probe(rplugin, stun_server):
             out['versions'][name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out['versions'][name] = ''
-    if not out['setup_error']:
+    if not out['setup_error'] and net is not None:
         try:
-            from covim_p2p.nvim.session import advertised_ips
-            out['addresses'] = advertised_ips('0.0.0.0', None)
+            from covim_p2p.nvim.health import network_report
+            out['network'] = network_report(*net)
         except BaseException as exc:
-            out['addresses'] = ['(%s)' % exc]
-        if stun_server:
-            try:
-                from covim_p2p.io.natclass import classify
-                from covim_p2p.nvim.session import stun_server as parse
-                out['stun'] = classify(None, parse(stun_server)).text
-            except BaseException as exc:
-                out['stun'] = '%s: %s' % (type(exc).__name__, exc)
+            out['network'] = {'error': '%s: %s' % (type(exc).__name__, exc)}
     return out
 ]]
 
@@ -65,7 +58,9 @@ local function probe()
     if out ~= '' then
       error(out:match('Failed to load python3 host[^\n]*') or out:sub(1, 400), 0)
     end
-    return vim.fn.py3eval(string.format('_covim_health_probe(%q, %q)', rplugin, tostring(vim.g.covim_stun or '')))
+    vim.g._covim_health_net = { tostring(vim.g.covim_bind or '0.0.0.0'), vim.g.covim_host_addr or vim.NIL,
+      vim.g.covim_stun == nil and vim.NIL or vim.g.covim_stun }
+    return vim.fn.py3eval(string.format("_covim_health_probe(%q, vim.vars['_covim_health_net'])", rplugin))
   end)
   if success and type(result) == 'table' then return result end
   return nil, success and ('unexpected answer ' .. vim.inspect(result)) or tostring(result)
@@ -148,27 +143,38 @@ local function check_network(result)
   start('covim: network')
   ok('every datagram is sealed with ChaCha20-Poly1305 under keys from the token: share it only with people who may join')
   local bind = tostring(vim.g.covim_bind or '0.0.0.0')
-  local udp = vim.uv.new_udp()
-  local bound, err = udp:bind(bind, 0)
-  if bound then
-    ok(string.format('a UDP socket binds on %s (port %d was free)', bind, udp:getsockname().port))
-  else
-    fail(string.format('no UDP socket binds on %s: %s', bind, tostring(err)),
-      { 'Check g:covim_bind: it must be an IPv4 address of this machine, or 0.0.0.0' })
-  end
-  udp:close()
-  local addr = vim.g.covim_host_addr
-  if addr then
-    info('the token names g:covim_host_addr: ' .. vim.inspect(addr))
-  elseif result and #result.addresses > 0 then
-    info('the token would name these addresses: ' .. table.concat(result.addresses, ', '))
-  end
-  if vim.g.covim_stun and vim.g.covim_stun ~= '' then
-    if result and result.stun ~= '' then
-      info(string.format('STUN (%s): %s', vim.g.covim_stun, result.stun))
+  local net = result and result.network
+  if type(net) ~= 'table' then
+    local udp = vim.uv.new_udp()
+    local bound, err = udp:bind(bind, 0)
+    udp:close()
+    if bound then
+      ok('a UDP socket binds on ' .. bind)
+    else
+      fail(string.format('no UDP socket binds on %s: %s', bind, tostring(err)),
+        { 'g:covim_bind must be an IPv4 address of this machine, or 0.0.0.0' })
     end
-  else
-    info('g:covim_stun is unset: no NAT check (peers behind a symmetric NAT need g:covim_turn)')
+    return
+  end
+  if net.error ~= '' and (net.bound or '') == '' then
+    fail(net.error, { 'g:covim_bind must be an IPv4 address of this machine, or 0.0.0.0' })
+    return
+  end
+  ok(string.format('a UDP socket binds on %s (here %s)', bind, net.bound))
+  local cands = {}
+  for _, c in ipairs(net.candidates or {}) do cands[#cands + 1] = 'host ' .. c end
+  for _, c in ipairs(net.reflexive or {}) do cands[#cands + 1] = 'srflx ' .. c end
+  info('a token made now would carry: ' .. table.concat(cands, ', ')
+    .. (vim.g.covim_host_addr and ' (g:covim_host_addr)' or ''))
+  if (net.note or '') ~= '' then warn(net.note) end
+  if vim.g.covim_stun == '' or (type(vim.g.covim_stun) == 'table' and #vim.g.covim_stun == 0) then
+    info("g:covim_stun is '': no STUN check, so the token carries no public address")
+  elseif #(net.reflexive or {}) > 0 then
+    ok('STUN: this socket is reachable from outside at ' .. table.concat(net.reflexive, ', '))
+  end
+  for _, line in ipairs(net.stun or {}) do warn('STUN: ' .. line) end
+  if vim.g.covim_turn and vim.g.covim_turn ~= '' then
+    info('g:covim_turn is set: peers no hole punch reaches are relayed')
   end
 end
 
