@@ -63,13 +63,14 @@ def test_fresh_clone_build_restart_host_and_help(tmp_path):
         vim.command("close")
         vim.vars["covim_bind"] = "127.0.0.1"
         vim.vars["covim_host_addr"] = "127.0.0.1"
+        vim.vars["covim_stun"] = ""  # tests never ask public STUN servers
         vim.exec_lua("_G.notes = {}; vim.notify = function(m, l) table.insert(_G.notes, {m, l}) end", [])
         vim.command("CoVim host 0 alice")
         status = wait_for(lambda: vim.call("CoVimStatus"), 10, what="CoVimStatus()")
         assert status["state"] == "joined" and status["role"] == "host", status
-        assert vim.vars["covim_token"].startswith("covim1-")
+        assert wait_for(lambda: vim.vars.get("covim_token"), 5, what="the token").startswith("covim1-")
         notes = vim.exec_lua("return _G.notes", [])
-        assert [level for _, level in notes] == [2], notes
+        assert all(level < 4 for _, level in notes) and any("token" in text for text, _ in notes), notes
         vim.command("checkhealth covim")
         health = "\n".join(vim.current.buffer[:])
         assert "ERROR" not in health, health
