@@ -12,6 +12,7 @@ import os
 import time
 import traceback
 
+from ..editor.utf8 import describe, first_invalid
 from ..proto import events as ev
 from ..proto import natclass
 from ..proto.natclass import NatReport
@@ -234,8 +235,11 @@ class CoVimPlugin:
         if rest and rest[0].isdigit():
             port, rest = self._port(rest[0]), rest[1:]
         name = self._name(rest[0] if rest else None)
-        factory = self._ensure_engine()
         buf = self.nvim.current.buffer.number
+        bad = first_invalid(self.nvim.api.buf_get_lines(buf, 0, -1, True))
+        if bad is not None:  # refused before anything is set up: nothing to undo
+            raise UserError(describe(bad))
+        factory = self._ensure_engine()
         self.session = self._open(lambda: factory.host(buf, port, name))
         self._show_token(self.session)
         self._publish()

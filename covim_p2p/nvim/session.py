@@ -8,6 +8,7 @@ headless ``python -m covim_p2p`` and the tests.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -87,15 +88,20 @@ class SessionFactory:
     def host(self, buf: int, port: int, name: str) -> Session:
         settings = self.settings()
         tick, lines = self._attach(buf)
-        peer = assembly.host(settings, port, name, "\n".join(lines))
-        return self._start(peer, buf, tick, lines)
+        with self._undone_on_failure(buf) as undo:
+            peer = assembly.host(settings, port, name, "\n".join(lines))
+            undo.append(peer.sock.close)
+            return self._start(peer, buf, tick, lines)
 
     def connect(self, buf: int, token: SessionToken, name: str, waiting: "Waiting | None" = None) -> Session:
         """Join ``token``'s session; ``waiting``: keep the socket of a peer that ran :CoVim start."""
         settings = self.settings()
         tick, lines = self._attach(buf)
-        peer = assembly.join(settings, token, name, waiting=waiting.peer if waiting else None)
-        return self._start(peer, buf, tick, lines, scope=waiting.scope if waiting else None)
+        with self._undone_on_failure(buf) as undo:
+            peer = assembly.join(settings, token, name, waiting=waiting.peer if waiting else None)
+            if waiting is None:
+                undo.append(peer.sock.close)
+            return self._start(peer, buf, tick, lines, scope=waiting.scope if waiting else None)
 
     def wait_for_invite(self, port: int, name: str) -> Waiting:
         """``:CoVim start``: a socket and a peer token; ``:CoVim add`` on the host brings the invitation."""
@@ -118,6 +124,20 @@ class SessionFactory:
         waiting = Waiting(name, peer, waiter, driver)
         waiting.scope = self.trio.spawn(peer.run, "network driver")
         return waiting
+
+    @contextlib.contextmanager
+    def _undone_on_failure(self, buf: int):
+        """A setup that fails half way leaves nothing behind: no mappings, autocmds or attach."""
+        undo: list[Callable[[], None]] = [lambda: self.nvim.exec_lua("require('covim').detach(...)", buf)]
+        try:
+            yield undo
+        except BaseException:
+            for step in reversed(undo):
+                try:
+                    step()
+                except Exception:  # noqa: BLE001 - the original error is the one to report
+                    pass
+            raise
 
     def _attach(self, buf: int) -> tuple[int, list[str]]:
         return self.nvim.exec_lua("return require('covim').attach(...)", buf, self.nvim.channel_id)

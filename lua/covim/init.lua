@@ -8,9 +8,33 @@ local applying = {}   -- buf -> true while we apply remote edits
 local queued = {}     -- buf -> on_lines events not yet sent to Python
 local last_tick = {}  -- buf -> changedtick of the last change Python was told of (event, reload, apply)
 local reloading = {}  -- buf -> true from a reload until its snapshot is sent
+local fixing = {}     -- buf -> true while bytes that are not UTF-8 wait to become U+FFFD (covim.utf8)
+local utf8 = require('covim.utf8')
 
 local function notify(chan, ...)
   pcall(vim.rpcnotify, chan, ...)
+end
+
+-- Bytes that are not UTF-8 cannot be shared (covim.utf8): Python gets U+FFFD
+-- in their place; the buffer gets the same just after on_lines (which may not
+-- change the buffer), or at once before an apply, whose columns assume it.
+local function repair(b)
+  if not fixing[b] then return end
+  fixing[b] = nil
+  local n = utf8.repair(b)
+  if n > 0 then
+    vim.notify(('CoVim: %d line%s held bytes that are not UTF-8: they became U+FFFD (\239\191\189) here and for everyone')
+      :format(n, n == 1 and '' or 's'), vim.log.levels.WARN)
+  end
+end
+
+local function clean(b, lines)
+  local cleaned, changed = utf8.clean_lines(lines)
+  if changed and not fixing[b] then
+    fixing[b] = true
+    vim.schedule(function() repair(b) end)
+  end
+  return cleaned, changed
 end
 
 -- The on_lines events of one turn of the event loop after the first go to
@@ -38,7 +62,7 @@ send_reload = function(buf)
   reloading[buf] = nil
   local tick = vim.api.nvim_buf_get_changedtick(buf)
   last_tick[buf] = tick
-  notify(chan, 'covim_reload', buf, tick, vim.api.nvim_buf_get_lines(buf, 0, -1, true))
+  notify(chan, 'covim_reload', buf, tick, (clean(buf, vim.api.nvim_buf_get_lines(buf, 0, -1, true))))
 end
 
 local function send_cursor(buf)
@@ -58,10 +82,10 @@ listen = function(buf)
       if applying[b] then return end  -- our own apply of remote edits: Python already knows
       if reloading[b] then return end  -- the snapshot about to be sent holds this change
       last_tick[b] = tick
-      local lines = vim.api.nvim_buf_get_lines(b, first, last_new, true)
+      local lines, cleaned = clean(b, vim.api.nvim_buf_get_lines(b, first, last_new, true))
       -- The cursor (at the start of the change here) disambiguates diffs like end -> eend.
       local crow, ccol = -1, -1
-      if vim.api.nvim_get_current_buf() == b then
+      if vim.api.nvim_get_current_buf() == b and not cleaned then
         local cur = vim.api.nvim_win_get_cursor(0)
         crow, ccol = cur[1] - 1, cur[2]
       end
@@ -126,7 +150,7 @@ function M.attach(buf, chan)
     group = group, buffer = buf, callback = function() send_cursor(buf) end,
   })
   last_tick[buf] = vim.api.nvim_buf_get_changedtick(buf)
-  return { last_tick[buf], vim.api.nvim_buf_get_lines(buf, 0, -1, true) }
+  return { last_tick[buf], (clean(buf, vim.api.nvim_buf_get_lines(buf, 0, -1, true))) }
 end
 
 function M.detach(buf)
@@ -146,6 +170,7 @@ end
 -- that change and tries again). A bare changedtick bump with no change (:set ff)
 -- does not count. Returns the new changedtick, or nil for a refusal.
 function M.apply(buf, tick, edits)
+  repair(buf)  -- a pending U+FFFD repair goes first (its event makes this a refusal, then a retry)
   if last_tick[buf] ~= tick then return nil end
   applying[buf] = true
   local modifiable = vim.bo[buf].modifiable
@@ -205,7 +230,7 @@ function M.resync(buf)
   send_lines(buf)
   local tick = vim.api.nvim_buf_get_changedtick(buf)
   last_tick[buf] = tick
-  notify(chan, 'covim_reload', buf, tick, vim.api.nvim_buf_get_lines(buf, 0, -1, true), true)
+  notify(chan, 'covim_reload', buf, tick, (clean(buf, vim.api.nvim_buf_get_lines(buf, 0, -1, true))), true)
 end
 
 -- Remote cursors: marks = {{id, row, col, end_col_or_-1, cursor_hl, name, name_hl}, ...}

@@ -115,6 +115,9 @@ def test_port_in_use_is_one_clear_line(nvim_factory):
         wait_for(lambda: "already in use" in messages(a), 3, what="the port-in-use message")
         _no_traceback(a)
         assert status(a)["state"] == "idle"
+        # the half-made setup is undone: no covim mapping or autocmd is left in the buffer
+        assert a.call("maparg", "u", "n", 0, 1) == {}
+        assert a.call("exists", f"#covim_buf_{a.current.buffer.number}") == 0
     finally:
         busy.close()
 
