@@ -42,6 +42,8 @@ from .proto.turn import TurnClient
 # For real users only: tests and CI set g:covim_stun to '' or to a lab server.
 DEFAULT_STUN = ("stun.l.google.com:19302", "stun.cloudflare.com:3478")
 MAX_TOKEN_ADDRS = 8
+REPLY_AFTER = 2.0  # a joiner unanswered this long offers a reply token (the seed's flow, other order)
+REPLY_WAIT = 120.0  # and then waits this long for the host's :CoVim add
 
 
 def _host_port(text: str, default: int, what: str) -> tuple[str, int]:
@@ -149,6 +151,21 @@ class Peer:
     stun: list[tuple[str, int]] = field(default_factory=list)
     token_ready: bool = False  # gathering is over: ``token`` is final
     driver: UdpDriver | None = None
+    started: float = 0.0
+    reply_shown: bool = False
+
+    def reply_token_due(self, now: float) -> str | None:
+        """A joiner the host has not answered for REPLY_AFTER: the reply token to send the host, once.
+
+        The host's ``:CoVim add <it>`` sends INVITE to our candidates, which opens the host's NAT
+        towards us (ours is open towards it: we keep sending JOIN), and our next JOIN gets in."""
+        waiter = self.stack.waiter
+        if (self.reply_shown or waiter is None or self.node is None or self.node.state != "joining"
+                or now < self.started + REPLY_AFTER or not self.token_ready):
+            return None
+        self.reply_shown = True
+        self.node.join_timeout = max(self.node.join_timeout, now - self.started + REPLY_WAIT)
+        return PeerToken(tuple(c.addr for c in self.candidates)[:MAX_TOKEN_ADDRS], waiter.nonce).encode()
 
     @property
     def token_text(self) -> str:
@@ -270,10 +287,13 @@ def join(settings: Settings, token: SessionToken, name: str, now: float | None =
     if waiting is not None:  # same socket, same driver: the session's machine takes the waiter's place
         waiting.stack.inner = node
         peer = Peer("peer", name, sock, waiting.stack, token, node=node, candidates=cands, note=note,
-                    problems=problems, stun=waiting.stun, token_ready=True, driver=waiting.driver)
+                    problems=problems, stun=waiting.stun, token_ready=True, driver=waiting.driver, started=now,
+                    reply_shown=True)
         return peer
-    return _finish(Peer("peer", name, sock, Stack(node), token, node=node, candidates=cands, note=note,
-                        problems=problems, stun=stun))
+    stack = Stack(node)
+    stack.waiter = InviteWaiter(secrets.token_bytes(SECRET_LEN), node.peer_id)
+    return _finish(Peer("peer", name, sock, stack, token, node=node, candidates=cands, note=note,
+                        problems=problems, stun=stun, started=now))
 
 
 def wait_for_invite(settings: Settings, port: int, name: str) -> Peer:

@@ -20,7 +20,7 @@ from ..proto.rendezvous import InviteAnswered, InviteExpired
 from ..proto.drops import merged
 from ..proto.token import BadToken, PeerToken, SessionToken
 from .log import log, open_log
-from .session import Session, SessionFactory, TokenReady
+from .session import ReplyToken, Session, SessionFactory, TokenReady
 from .trio_host import TrioHost
 
 DEFAULT_PORT = 8555
@@ -150,6 +150,11 @@ class CoVimPlugin:
             return
         if isinstance(event, TokenReady):  # gathering is over (trio side: hop to Neovim)
             self.nvim.async_call(lambda: self._show_token(session))
+        elif isinstance(event, ReplyToken):
+            def show_reply() -> None:
+                self.nvim.vars["covim_reply_token"] = event.text
+                self.info(f"if this does not connect, send the host this reply token: {event.text}")
+            self.nvim.async_call(show_reply)
         elif isinstance(event, SessionToken):  # a waiting peer was invited (trio side: hop to Neovim)
             self.nvim.async_call(lambda: self._accept_invite(session, event))
         elif isinstance(event, InviteAnswered):
@@ -258,10 +263,22 @@ class CoVimPlugin:
             self._share_token(f"waiting as '{session.name}'; the host runs :CoVim add <token>")
 
     def _cmd_connect(self, rest: list[str]) -> None:
-        self._require_idle()
+        waiting = self.session if self.session is not None and self.session.role == "waiting" else None
+        if waiting is None:
+            self._require_idle()
         if not rest:
             raise UserError("usage: :CoVim connect <token> [name]")
         token = self._decode(SessionToken, rest[0])
+        if waiting is not None and self._factory is not None:
+            # The seed's order: we ran :CoVim start, the host ran :CoVim add and is probing our
+            # socket; joining from that same socket completes the punch.
+            waiting.accepted = True
+            name = self._name(rest[1] if len(rest) > 1 else waiting.name)
+            buf = self._new_shared_buffer(token, name)
+            self.session = self._factory.connect(buf.number, token, name, waiting=waiting)
+            self.nvim.vars["covim_token"] = rest[0]
+            self.info(f"connecting as '{name}' from the socket of :CoVim start...")
+            return
         name = self._name(rest[1] if len(rest) > 1 else None)
         factory = self._ensure_engine()
         buf = self._new_shared_buffer(token, name)

@@ -32,6 +32,12 @@ class TokenReady:
     text: str
 
 
+@dataclass(frozen=True)
+class ReplyToken:
+    """The host has not answered: the token to send it for :CoVim add (also in g:covim_reply_token)."""
+    text: str
+
+
 @dataclass
 class Session:
     role: str
@@ -194,6 +200,9 @@ class SessionFactory:
             self.on_event(session, introducer.events.pop(0))
         if session.peer.poll():
             self.on_event(session, TokenReady(session.peer.token_text))
+        reply = session.peer.reply_token_due(time.monotonic())
+        if reply is not None:
+            self.on_event(session, ReplyToken(reply))
         bridge = session.bridge
         if bridge is None or bridge.closed:
             return

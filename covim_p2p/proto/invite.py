@@ -38,7 +38,8 @@ class InviteWaiter:
     def dropped(self) -> int:
         return self.drops.total
 
-    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
+    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> bool:
+        """True if it was our invitation (answered with INVITE_ACK)."""
         try:
             header, body = self._seal.open_untrusted(data, Introducer.ID, now)
             if header.kind != KIND_RENDEZVOUS or header.sender != Introducer.ID:
@@ -49,10 +50,10 @@ class InviteWaiter:
             token = SessionToken.decode(msg.session_token)
         except DecodeError as exc:
             self.drops.add_error(exc)
-            return
+            return False
         except BadToken:
             self.drops.add("bad invitation")
-            return
+            return False
         ack = encode_message(InviteAck(self.nonce))
         self._out.append((self._seal.seal(KIND_RENDEZVOUS, header.session, self.peer_id, ack, Introducer.ID), addr))
         if self.invited is None:
@@ -60,6 +61,7 @@ class InviteWaiter:
             addrs = (addr, *[a for a in token.addrs if a != addr])[:8]
             self.invited = SessionToken(addrs, token.session, token.secret)
             self.inviter = addr
+        return True
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         out, self._out = self._out, []

@@ -10,6 +10,10 @@ answers from it, and peers punch to it.  Demultiplexing, in order:
   machine, whose wire unwraps it; the host's own TURN client lives there too;
 * a covim rendezvous datagram not sent by an introducer -> our introducer,
   if we run one (we host);
+* an introducer's datagram our invitation ``waiter`` opens (a joiner that
+  handed out a reply token: the host's ``:CoVim add`` answers it) -> the
+  waiter, which acknowledges it; the INVITE has opened the host's NAT
+  towards us, and our next JOIN gets through;
 * everything else -> the inner machine: the peer node, or the invitation
   waiter of ``:CoVim start`` until the session replaces it.
 """
@@ -31,9 +35,10 @@ class Stack:
         self.inner = inner
         self.introducer = introducer
         self.gatherer = gatherer
+        self.waiter: Any = None  # InviteWaiter for a joiner's reply token
 
     def _parts(self) -> list[Any]:
-        return [m for m in (self.gatherer, self.introducer, self.inner) if m is not None]
+        return [m for m in (self.gatherer, self.introducer, self.waiter, self.inner) if m is not None]
 
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
         if looks_like_stun(data):
@@ -42,14 +47,18 @@ class Stack:
             else:
                 self.inner.receive_datagram(data, addr, now)
             return
-        if self.introducer is not None:
+        if self.introducer is not None or self.waiter is not None:
             try:
                 header, _ = decode_datagram_untrusted(data)
             except DecodeError:
                 header = None  # garbage: the inner machine drops and counts it
-            if header is not None and header.kind == KIND_RENDEZVOUS and header.sender != Introducer.ID:
-                self.introducer.receive_datagram(data, addr, now)
-                return
+            if header is not None and header.kind == KIND_RENDEZVOUS:
+                if header.sender != Introducer.ID and self.introducer is not None:
+                    self.introducer.receive_datagram(data, addr, now)
+                    return
+                if header.sender == Introducer.ID and self.waiter is not None and self.waiter.invited is None:
+                    if self.waiter.receive_datagram(data, addr, now):
+                        return
         self.inner.receive_datagram(data, addr, now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
