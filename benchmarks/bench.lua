@@ -47,6 +47,48 @@ function M.arrival_times()
   return M.watcher.times
 end
 
+-- ---- the Lua-only floor: Neovim -> Neovim over luv UDP, no Python at all ---------
+
+-- Receiver: a UDP socket in this Neovim's Lua that inserts each datagram's
+-- character at its (row, col), as a Lua-only collaboration plugin would.
+function M.udp_listen(buf)
+  local sock = vim.uv.new_udp()
+  sock:bind('127.0.0.1', 0)
+  local r = { sock = sock, times = {}, n = 0 }
+  M.udp = r
+  sock:recv_start(function(_, data)
+    if not data then return end
+    vim.schedule(function()
+      local row, col, ch = data:match('^(%d+) (%d+) (.*)$')
+      row, col = tonumber(row), tonumber(col)
+      api.nvim_buf_set_text(buf, row, col, row, col, { ch })
+      r.n = r.n + 1
+      r.times[r.n] = hrtime()
+    end)
+  end)
+  return sock:getsockname().port
+end
+
+-- Sender: type the character here, then send it from Lua. Returns the hrtime just before.
+function M.udp_send(port, buf, row, col, ch)
+  if not M.usock then
+    M.usock = vim.uv.new_udp()
+    M.usock:bind('127.0.0.1', 0)
+  end
+  local t = hrtime()
+  api.nvim_buf_set_text(buf, row, col, row, col, { ch })
+  M.usock:send(string.format('%d %d %s', row, col, ch), '127.0.0.1', port)
+  return t
+end
+
+function M.udp_arrived()
+  return M.udp.n
+end
+
+function M.udp_times()
+  return M.udp.times
+end
+
 -- ---- whole-buffer replays ------------------------------------------------------
 
 -- Position of byte `off` of "\n".join(lines) in the current buffer, by Neovim's

@@ -47,6 +47,30 @@ def doc_lines(rng: random.Random) -> list[str]:
     return [" ".join(rng.choice(words) for _ in range(rng.randint(3, 10))) for _ in range(LINES)]
 
 
+def lua_floor(cfg: Config, n: int, seed: int = 1) -> list[float]:
+    """Neovim A -> Neovim B through Lua alone (luv UDP on loopback, nvim_buf_set_text on both
+    sides): what a Lua-only plugin pays per keystroke, with two fewer process hops than ours."""
+    rng = random.Random(seed)
+    lines = doc_lines(rng)
+    with peers(cfg) as p:
+        a, b = p.spawn(2)
+        for nvim in (a, b):
+            nvim.current.buffer[:] = lines
+        port = b.exec_lua("return covim_bench.udp_listen(...)", b.current.buffer.number)
+        abuf = a.current.buffer.number
+        sent = []
+        for i in range(n + WARMUP):
+            row = rng.randrange(LINES)
+            sent.append(a.exec_lua("return covim_bench.udp_send(...)", port, abuf, row, 0, "x"))
+            for _ in deadline_loop(5, f"Lua-only keystroke {i}", interval=0.0002):
+                if b.exec_lua("return covim_bench.udp_arrived()") > i:
+                    break
+        times = b.exec_lua("return covim_bench.udp_times()")
+        if a.current.buffer[:] != b.current.buffer[:]:
+            raise BenchError("the Lua-only floor's two buffers differ")
+        return [(times[i] - sent[i]) / 1e6 for i in range(WARMUP, n + WARMUP)]
+
+
 def rpc_floor(cfg: Config, n: int) -> list[float]:
     with peers(cfg) as p:
         (nvim,) = p.spawn(1)
@@ -181,13 +205,17 @@ def run(cfg: Config) -> None:
             f"p50 {fmt_ms(rpc['p50'])} · p99 {fmt_ms(rpc['p99'])} (n={rpc['n']})")
     cfg.add(group, "floor: UDP round trip on loopback (two Python processes)",
             f"p50 {fmt_ms(udp['p50'])} · p99 {fmt_ms(udp['p99'])} (n={udp['n']})")
+    lua = summary_ms(lua_floor(cfg, samples))
+    cfg.add(group, "floor: Lua-only Neovim→Neovim keystroke (luv UDP, set_text on both sides, no Python)",
+            f"p50 {fmt_ms(lua['p50'])} · p99 {fmt_ms(lua['p99'])} (n={lua['n']})")
     floor = rpc["p50"] + udp["p50"]
     targets = {2: (1.5, 5.0), 4: (None, None), 8: (None, 10.0)}
     for n_peers, (t50, t99) in targets.items():
         lat = summary_ms(keystrokes(cfg, n_peers, samples))
         value = (f"p50 {fmt_ms(lat['p50'])} · p99 {fmt_ms(lat['p99'])} · max {fmt_ms(lat['max'])} "
                  f"(n={lat['n']}; p50 = {lat['p50'] / floor:.1f}x RPC+UDP floor, "
-                 f"{lat['p50'] / rpc['p50']:.1f}x RPC, {lat['p50'] / udp['p50']:.1f}x UDP)")
+                 f"{lat['p50'] / rpc['p50']:.1f}x RPC, {lat['p50'] / udp['p50']:.1f}x UDP, "
+                 f"{lat['p50'] / lua['p50']:.1f}x the Lua-only floor)")
         parts, met = [], None
         if t50 is not None:
             parts.append(f"p50 ≤ {t50:g} ms")

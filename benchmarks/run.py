@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
-from . import connectivity, join, latency, throughput, traces
+from . import concurrency, connectivity, join, latency, throughput, traces
 from .common import REPO, BenchError, Config, NvimEnv, Row, use_code
 
 HERE = Path(__file__).resolve().parent
@@ -30,6 +30,7 @@ SUITES = {
     "join": join.run,
     "throughput": throughput.run,
     "connectivity": connectivity.run,
+    "concurrency": concurrency.run,
 }
 
 

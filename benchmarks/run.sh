@@ -7,7 +7,7 @@
 #   bash benchmarks/run.sh --quick    smoke run: fewer samples, smaller documents (~30 s);
 #                                     prints the table, writes no file unless --results PATH
 #   bash benchmarks/run.sh --only latency join    some groups only
-#                                     (latency, traces, join, throughput, connectivity)
+#                                     (latency, traces, join, throughput, connectivity, concurrency)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test >&2
