@@ -41,7 +41,8 @@ def status(p: assembly.Peer) -> dict[str, Any]:
 
 
 def build(args: argparse.Namespace) -> assembly.Peer:
-    settings = assembly.Settings(bind=args.bind, host_addr=args.host_addr, stun=args.stun, turn=args.turn)
+    settings = assembly.Settings(bind=args.bind, host_addr=args.host_addr, stun=args.stun, turn=args.turn,
+                                 rendezvous=args.rendezvous)
     if args.command == "host":
         return assembly.host(settings, args.port, args.name, args.text)
     if args.command == "start":
@@ -75,19 +76,21 @@ async def serve(args: argparse.Namespace) -> None:
             node.local_edits([TextEdit(len(str(node.document).encode()), 0, args.append)], time.monotonic())
         node.document.take_remote_edits()
 
-    p_settings = assembly.Settings(bind=args.bind, host_addr=args.host_addr, stun=args.stun, turn=args.turn)
+    p_settings = assembly.Settings(bind=args.bind, host_addr=args.host_addr, stun=args.stun, turn=args.turn,
+                                   rendezvous=args.rendezvous)
     p.make_driver(activity)
-    with trio.move_on_after(args.seconds if args.seconds > 0 else float("inf")):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(p.run)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(p.run)
+        with trio.move_on_after(args.seconds if args.seconds > 0 else float("inf")):
             while True:
                 await trio.sleep(0.05)
                 activity()
                 p.driver.poke()
-    say(**status(p))
-    if p.node is not None:
-        p.node.leave(time.monotonic())
-        p.driver.flush()
+        say(**status(p))
+        if p.node is not None:  # goodbyes go out before the socket closes
+            p.node.leave(time.monotonic())
+            p.driver.flush()
+        nursery.cancel_scope.cancel()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host-addr", default=None)
     parser.add_argument("--stun", default="", help="STUN servers, comma separated ('' off, the default here)")
     parser.add_argument("--turn", default=None, help="user:password@host[:port]")
+    parser.add_argument("--rendezvous", default=None, help="host[:port] of a public covim-rendezvous (host only)")
     parser.add_argument("--text", default="", help="the hosted document's first text")
     parser.add_argument("--append", default="", help="text to append once the document arrived")
     parser.add_argument("--seconds", type=float, default=0.0)

@@ -32,6 +32,7 @@ from .io.udp import UdpDriver, bind_udp
 from .proto.framing import Addr
 from .proto.gather import DEADLINE as GATHER_DEADLINE
 from .proto.gather import StunGatherer
+from .proto.introduction import PUBLIC_BIT, encode_register, introduction_secret
 from .proto.invite import InviteWaiter
 from .proto.node import JOIN_TIMEOUT, PeerNode
 from .proto.rendezvous import MAX_CANDIDATES, Introducer
@@ -85,6 +86,18 @@ def turn_settings(configured: Any) -> tuple[str, str, tuple[str, int]] | None:
     return user, password, (ip, port)
 
 
+def rendezvous_addr(configured: Any) -> Addr | None:
+    """``g:covim_rendezvous``: "host[:port]" (8555) of a public covim-rendezvous, or unset/empty for none."""
+    text = str(configured or "").strip()
+    if not text:
+        return None
+    host, port = _host_port(text, 8555, "g:covim_rendezvous")
+    try:
+        return socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)[0][4][0], port
+    except OSError as exc:
+        raise ValueError(f"g:covim_rendezvous: cannot resolve {host} ({exc})") from None
+
+
 def configured_ips(configured: Any) -> list[str]:
     """``g:covim_host_addr``: addresses to advertise instead of the gathered ones."""
     if not configured:
@@ -126,12 +139,14 @@ class Settings:
     stun: Any = ""  # "" off; None: DEFAULT_STUN
     turn: Any = None
     join_timeout: float = JOIN_TIMEOUT
+    rendezvous: Any = None  # "host[:port]" of a public covim-rendezvous
 
     @classmethod
     def from_vars(cls, get: Callable[[str, Any], Any]) -> "Settings":
         return cls(bind=str(get("covim_bind", "0.0.0.0")), host_addr=get("covim_host_addr", None),
                    stun=get("covim_stun", None), turn=get("covim_turn", None),
-                   join_timeout=float(get("covim_join_timeout", JOIN_TIMEOUT)))
+                   join_timeout=float(get("covim_join_timeout", JOIN_TIMEOUT)),
+                   rendezvous=get("covim_rendezvous", None))
 
 
 @dataclass
@@ -153,6 +168,7 @@ class Peer:
     driver: UdpDriver | None = None
     started: float = 0.0
     reply_shown: bool = False
+    rendezvous: Addr | None = None  # the public introducer our token names first
 
     def reply_token_due(self, now: float) -> str | None:
         """A joiner the host has not answered for REPLY_AFTER: the reply token to send the host, once.
@@ -188,8 +204,9 @@ class Peer:
             known = {c.addr for c in self.candidates}
             self.candidates += [Candidate("srflx", a) for a in gatherer.reflexive if a not in known]
         if self.role in ("host", "waiting"):  # our own token names our candidates; a joiner's names the host's
-            self.token = replace(self.token, addrs=tuple(c.addr for c in self.candidates)[:MAX_TOKEN_ADDRS])
-            if self.node is not None:
+            first = (self.rendezvous,) if self.rendezvous else ()
+            self.token = replace(self.token, addrs=(*first, *(c.addr for c in self.candidates))[:MAX_TOKEN_ADDRS])
+            if self.node is not None and self.rendezvous is None:
                 self.node.token = self.token
         return True
 
@@ -261,6 +278,9 @@ def host(settings: Settings, port: int, name: str, initial_text: str = "", now: 
     """A session of our own: the introducer and our peer on one socket."""
     now = time.monotonic() if now is None else now
     sock, cands, note, problems, stun = _base(settings, port, "host", name)
+    public = _parsed(rendezvous_addr, settings.rendezvous, "hosting with the introducer built in", problems)
+    if public is not None:
+        return _host_public(settings, sock, cands, note, problems, stun, public, name, initial_text, now)
     token = SessionToken(tuple(c.addr for c in cands), secrets.randbits(63) | 1, secrets.token_bytes(SECRET_LEN))
     introducer = Introducer(token.session, token.secret)
     node = PeerNode(name=name, token=token, peer_id=secrets.randbits(64) | 1, client_id=secrets.randbits(32),
@@ -271,6 +291,21 @@ def host(settings: Settings, port: int, name: str, initial_text: str = "", now: 
     peer = Peer("host", name, sock, Stack(node, introducer), token, node=node, introducer=introducer,
                 candidates=cands, note=note, problems=problems, stun=stun)
     return _finish(peer)
+
+
+def _host_public(settings: Settings, sock: socket.socket, cands: list[Candidate], note: str, problems: list[str],
+                 stun: list[tuple[str, int]], public: Addr, name: str, initial_text: str, now: float) -> Peer:
+    """A session introduced by a public covim-rendezvous: we register it there and join it like anyone,
+    holding the document from the start; the server gets only the introduction credential."""
+    session, secret = secrets.randbits(63) | 1 | PUBLIC_BIT, secrets.token_bytes(SECRET_LEN)
+    node = PeerNode(name=name, token=SessionToken((public,), session, secret), peer_id=secrets.randbits(64) | 1,
+                    client_id=secrets.randbits(32), now=now, initial_text=initial_text,
+                    join_timeout=settings.join_timeout, candidates=tuple(c.addr for c in cands)[:MAX_CANDIDATES],
+                    turn=_turn(settings, problems, now),
+                    register=encode_register(session, introduction_secret(secret)))
+    token = SessionToken((public, *(c.addr for c in cands))[:MAX_TOKEN_ADDRS], session, secret)
+    return _finish(Peer("host", name, sock, Stack(node), token, node=node, candidates=cands, note=note,
+                        problems=problems, stun=stun, rendezvous=public))
 
 
 def join(settings: Settings, token: SessionToken, name: str, now: float | None = None,

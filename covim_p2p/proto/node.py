@@ -90,7 +90,8 @@ class PeerNode:
     def __init__(self, *, name: str, token: SessionToken, peer_id: int, client_id: int,
                  now: float, initial_text: str = "", introducer: Introducer | None = None,
                  join_timeout: float = JOIN_TIMEOUT, candidates: tuple[Addr, ...] = (),
-                 turn: TurnClient | None = None, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
+                 turn: TurnClient | None = None, random_bytes: Callable[[int], bytes] = os.urandom,
+                 register: bytes | None = None) -> None:
         self.name = name
         self.token = token
         self.peer_id = peer_id
@@ -116,7 +117,10 @@ class PeerNode:
         self._reported_down: set[int] = set()  # peers whose loss the user was told about
         self._lost: dict[int, float] = {}  # peer id -> until when we keep probing it again
         self.presence = Presence(self.document, name, now)
-        self.synced = introducer is not None  # the host's document is the session's first state
+        # The host's document is the session's first state.  A host that registers with a public
+        # introducer (``register``: the REGISTER datagram, introduction.py) holds it too.
+        self.synced = introducer is not None or register is not None
+        self._register = register
         if introducer is not None:  # we are the host: the introducer lives beside us
             introducer.add_local_member(peer_id, name, self.candidates)
             self._introducer_addr = token.addrs[0]
@@ -426,7 +430,9 @@ class PeerNode:
         self._check_relay(now)
         if now >= self._next_join:
             for addr in ([self._introducer_addr] if self._introducer_addr else self.token.addrs):
-                self.wire.send_rendezvous(Join(self.token.secret, self.name, self.candidates, self._relays), addr)
+                if self._register is not None:
+                    self.wire.send_raw(self._register, addr)
+                self.wire.send_rendezvous(Join(self.wire.join_secret, self.name, self.candidates, self._relays), addr)
             if self.state == "joining":
                 self._next_join = now + self._join_interval
                 self._join_interval = min(self._join_interval * 2, 2.0)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from .framing import HEADER_LEN, KIND_PEER, KIND_RENDEZVOUS, MAX_DATAGRAM, Addr, Frame, Header, encode_frames, \
     encode_peer_body
+from .introduction import introduction_secret, is_public
 from .rendezvous import Message, encode_message
 from .seal import INSTANCE_LEN, OVERHEAD, session_seal
 from .stun import looks_like_stun
@@ -34,6 +35,13 @@ class PeerWire:
         self.peer_id = peer_id
         self.turn = turn
         self.seal = session_seal(token.session, token.secret, random_bytes(INSTANCE_LEN))
+        # A public introducer (introduction.py) holds only a credential derived from the secret:
+        # rendezvous messages to it are sealed with that, and JOIN proves membership with it.
+        self.join_secret = token.secret
+        self.intro_seal = self.seal
+        if is_public(token.session):
+            self.join_secret = introduction_secret(token.secret)
+            self.intro_seal = session_seal(token.session, self.join_secret, random_bytes(INSTANCE_LEN))
         self._out: list[tuple[bytes, Addr]] = []
         self._relay_reported = False
 
@@ -47,12 +55,18 @@ class PeerWire:
 
     def open_untrusted(self, data: bytes, now: float) -> tuple[Header, bytes]:
         """Opens only what was sealed for us (seal.py: receiver binding)."""
+        if self.intro_seal is not self.seal and len(data) > 3 and data[3] == KIND_RENDEZVOUS:
+            return self.intro_seal.open_untrusted(data, self.peer_id, now)
         return self.seal.open_untrusted(data, self.peer_id, now)
 
     # ---- out -----------------------------------------------------------------
 
     def send_rendezvous(self, msg: Message, addr: Addr) -> None:
-        self._out.append((self._sealed(KIND_RENDEZVOUS, encode_message(msg), 0), addr))  # the introducer is 0
+        sealed = self.intro_seal.seal(KIND_RENDEZVOUS, self.session, self.peer_id, encode_message(msg), 0)
+        self._out.append((sealed, addr))  # the introducer is 0
+
+    def send_raw(self, data: bytes, addr: Addr) -> None:
+        self._out.append((data, addr))
 
     def send_frames(self, frames: list[Frame], addr: Addr, receiver: int, epochs: tuple[int, int] = (0, 0),
                     via_relay: bool = False) -> None:

@@ -1,0 +1,116 @@
+"""The public introducer (covim-rendezvous's machine): many sessions, NATed hosts, no traffic key."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+from covim_p2p.proto import stun
+from covim_p2p.proto.introduction import (PUBLIC_BIT, decode_register_untrusted, encode_register,
+                                          introduction_secret)
+from covim_p2p.proto.node import PeerNode
+from covim_p2p.proto.public_introducer import BURST, MAX_SESSIONS_PER_SOURCE, SESSION_IDLE, PublicIntroducer
+from covim_p2p.proto.seal import session_seal
+from covim_p2p.proto.token import SessionToken
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fakenet import FakeNetwork  # noqa: E402
+
+SERVER = ("198.51.100.5", 8555)
+SECRET = bytes(range(16))
+
+
+def _ids():
+    n = itertools.count(1)
+    return lambda k: next(n).to_bytes(k, "big")
+
+
+def nated_session(host_kind=("eim", "apdf"), guest_kind=("eim", "apdf"), seed=3):
+    """alice hosts from behind a NAT through the public introducer; bob joins from behind another."""
+    net = FakeNetwork(seed)
+    server = PublicIntroducer(_ids())
+    net.attach(SERVER, server)
+    session = 0x1234 | PUBLIC_BIT
+    alice_in, bob_in = ("10.1.0.2", 5000), ("10.2.0.2", 5000)
+    net.add_nat("203.0.113.1", {alice_in[0]}, mapping=host_kind[0], filtering=host_kind[1])
+    net.add_nat("203.0.113.2", {bob_in[0]}, mapping=guest_kind[0], filtering=guest_kind[1])
+    alice = PeerNode(name="alice", token=SessionToken((SERVER,), session, SECRET), peer_id=1, client_id=1, now=0.0,
+                     initial_text="from behind a NAT", candidates=(alice_in,),
+                     register=encode_register(session, introduction_secret(SECRET)))
+    net.attach(alice_in, alice)
+    token = SessionToken((SERVER, alice_in), session, SECRET)  # what alice's token says
+    bob = PeerNode(name="bob", token=token, peer_id=2, client_id=2, now=0.0, candidates=(bob_in,))
+    net.attach(bob_in, bob)
+    return net, server, alice, bob
+
+
+def test_a_host_behind_a_nat_is_joined_through_the_public_introducer_and_links_directly():
+    net, server, alice, bob = nated_session()
+    net.run(until=3.0)
+    assert alice.state == bob.state == "joined" and bob.synced
+    assert str(bob.document) == "from behind a NAT"
+    (link,) = bob.links.values()
+    assert link.up and link.path.kind == "direct" and link.addr[0] == "203.0.113.1"
+    assert any("'bob' at 203.0.113.2:" in line and "joined (2 members)" in line for line in server.log)
+    assert server.log[0].startswith("session 8000000000001234 opened by 203.0.113.1:")
+
+
+def test_the_introducer_never_holds_the_traffic_key():
+    net, server, alice, bob = nated_session()
+    net.run(until=3.0)
+    (entry,) = server.sessions.values()
+    assert entry.credential == introduction_secret(SECRET) != SECRET
+    # what it could open with its credential is not what the peers exchange
+    peer_traffic = bob.wire.seal.seal(2, bob.token.session, 2, b"typed text", 1)
+    try:
+        session_seal(bob.token.session, entry.credential, b"\0" * 8).open_untrusted(peer_traffic, 1, 0.0)
+        opened = True
+    except Exception:  # noqa: BLE001 - DecodeError: it cannot
+        opened = False
+    assert not opened
+
+
+def test_two_symmetric_nats_are_introduced_but_cannot_punch():
+    net, server, alice, bob = nated_session(("apdm", "apdf"), ("apdm", "apdf"))
+    net.run(until=4.0)
+    assert alice.state == bob.state == "joined"
+    assert not any(link.up for link in bob.links.values())  # needs TURN (or forwarding): not a punchable pair
+
+
+def test_stun_binding_is_answered_with_the_address_it_came_from():
+    server = PublicIntroducer(_ids())
+    txid = bytes(range(12))
+    server.receive_datagram(stun.encode(stun.Message(stun.BINDING, stun.REQUEST, txid)), ("203.0.113.9", 4242), 0.0)
+    ((reply, to),) = server.datagrams_to_send(0.0)
+    msg = stun.decode_untrusted(reply)
+    assert to == ("203.0.113.9", 4242) and msg.cls == stun.SUCCESS
+    assert stun.read_xor_addr(msg.get(stun.A_XOR_MAPPED), txid) == ("203.0.113.9", 4242)
+
+
+def test_sessions_are_bounded_per_source_and_expire_when_empty():
+    server = PublicIntroducer(_ids())
+    for i in range(MAX_SESSIONS_PER_SOURCE + 3):
+        server.receive_datagram(encode_register(i | PUBLIC_BIT, bytes(16)), ("203.0.113.7", 1000 + i), i * 0.05)
+    assert len(server.sessions) == MAX_SESSIONS_PER_SOURCE
+    assert server.drops.by_reason["too many sessions from one address"] == 3
+    server.receive_datagram(encode_register(1 | PUBLIC_BIT, b"x" * 16), ("203.0.113.8", 1), 1.0)  # hijack attempt
+    assert server.sessions[1 | PUBLIC_BIT].credential == bytes(16)
+    server.handle_timer(2.0 + SESSION_IDLE)
+    assert server.sessions == {} and server.log[-1].endswith(f"closed (no members for {SESSION_IDLE:g} s)")
+
+
+def test_a_flood_from_one_address_is_rate_limited_and_others_still_served():
+    server = PublicIntroducer(_ids())
+    for _ in range(int(BURST) + 50):
+        server.receive_datagram(b"\x00\x01junk", ("203.0.113.66", 1), 0.0)
+    assert server.drops.by_reason["rate limited"] == 50
+    server.receive_datagram(encode_register(5 | PUBLIC_BIT, bytes(16)), ("203.0.113.10", 1), 0.0)
+    assert 5 | PUBLIC_BIT in server.sessions
+
+
+def test_register_is_only_for_public_sessions():
+    assert decode_register_untrusted(encode_register(PUBLIC_BIT | 9, bytes(16))) == (PUBLIC_BIT | 9, bytes(16))
+    server = PublicIntroducer(_ids())
+    server.receive_datagram(encode_register(9, bytes(16)), ("203.0.113.10", 1), 0.0)
+    assert server.sessions == {}
