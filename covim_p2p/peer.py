@@ -282,7 +282,7 @@ def host(settings: Settings, port: int, name: str, initial_text: str = "", now: 
     if public is not None:
         return _host_public(settings, sock, cands, note, problems, stun, public, name, initial_text, now)
     token = SessionToken(tuple(c.addr for c in cands), secrets.randbits(63) | 1, secrets.token_bytes(SECRET_LEN))
-    introducer = Introducer(token.session, token.secret)
+    introducer = Introducer(token.session, token.keys().introduction)  # it never holds the secret itself
     node = PeerNode(name=name, token=token, peer_id=secrets.randbits(64) | 1, client_id=secrets.randbits(32),
                     now=now, initial_text=initial_text, introducer=introducer,
                     join_timeout=settings.join_timeout, candidates=tuple(c.addr for c in cands)[:MAX_CANDIDATES],
@@ -302,7 +302,7 @@ def _host_public(settings: Settings, sock: socket.socket, cands: list[Candidate]
                     client_id=secrets.randbits(32), now=now, initial_text=initial_text,
                     join_timeout=settings.join_timeout, candidates=tuple(c.addr for c in cands)[:MAX_CANDIDATES],
                     turn=_turn(settings, problems, now),
-                    register=encode_register(session, introduction_secret(secret)))
+                    register=encode_register(session, introduction_secret(session, secret)))
     token = SessionToken((public, *(c.addr for c in cands))[:MAX_TOKEN_ADDRS], session, secret)
     return _finish(Peer("host", name, sock, Stack(node), token, node=node, candidates=cands, note=note,
                         problems=problems, stun=stun, rendezvous=public))

@@ -23,6 +23,7 @@ MAGIC = b"CV"
 VERSION = 4  # v4: seal instances, receiver binding (seal.py)
 KIND_RENDEZVOUS = 1
 KIND_PEER = 2
+KIND_HANDSHAKE = 3  # v4: Noise messages that make a pair's keys (handshake.py)
 _HEADER = struct.Struct("!2sBBQQ")
 HEADER_LEN = _HEADER.size
 # Payload budget that survives IPv6 minimum MTU, tunnels and the crypto overhead to come.
@@ -50,7 +51,7 @@ def decode_datagram_untrusted(data: bytes) -> tuple[Header, bytes]:
         raise DecodeError("not a covim datagram (bad magic)")
     if version != VERSION:
         raise DecodeError(f"unsupported protocol version {version}")
-    if kind not in (KIND_RENDEZVOUS, KIND_PEER):
+    if kind not in (KIND_RENDEZVOUS, KIND_PEER, KIND_HANDSHAKE):
         raise DecodeError(f"unknown datagram kind {kind}")
     return Header(kind, session, sender), data[HEADER_LEN:]
 

@@ -2,9 +2,9 @@
 
 A public ``covim-rendezvous`` introduces the members of sessions it cannot
 read.  The token's 16-byte secret keys every peer datagram (seal.py); the
-introducer gets only ``introduction_secret(secret)``, HKDF-SHA256 of it with
-its own label, from which the secret (and so the traffic keys) cannot be
-computed.  Members seal their rendezvous messages to a public introducer
+introducer gets only ``introduction_secret(session, secret)`` (keys.py: HKDF
+through the read root), from which the secret cannot be computed, and peer
+traffic is keyed by per-pair Noise handshakes it cannot complete (no psk).  Members seal their rendezvous messages to a public introducer
 with a seal keyed by that credential, and prove membership with it in JOIN.
 
 How a token says its introducer is public: bit 63 of the session id
@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import struct
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from .codec import DecodeError
+from .keys import SessionKeys
 
 PUBLIC_BIT = 1 << 63
 REGISTER_MAGIC = b"CVRG"
@@ -31,9 +29,10 @@ CREDENTIAL_LEN = 16
 _REGISTER = struct.Struct("!4sQ16s")
 
 
-def introduction_secret(secret: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=CREDENTIAL_LEN, salt=b"",
-                info=b"covim-p2p introduction credential v1").derive(secret)
+def introduction_secret(session: int, secret: bytes) -> bytes:
+    """keys.py's introduction credential: derived through the read root, so read-only guests
+    (who hold only that) can join too; it opens rendezvous traffic and nothing else."""
+    return SessionKeys.from_roots(session, write_root=secret).introduction
 
 
 def is_public(session: int) -> bool:

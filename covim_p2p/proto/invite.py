@@ -11,6 +11,7 @@ the session over this same socket, as ``:CoVim connect`` would.
 from __future__ import annotations
 
 import hmac
+from dataclasses import replace
 import os
 from collections.abc import Callable
 
@@ -59,7 +60,7 @@ class InviteWaiter:
         if self.invited is None:
             # The host's introducer answered from ``addr``: that address certainly works.
             addrs = (addr, *[a for a in token.addrs if a != addr])[:8]
-            self.invited = SessionToken(addrs, token.session, token.secret)
+            self.invited = replace(token, addrs=addrs)  # a read-only token stays one
             self.inviter = addr
         return True
 

@@ -55,7 +55,7 @@ from .codec import DecodeError
 from .drops import Drops
 from .document import SharedDocument
 from .events import Event, JoinFailed, Joined, PeerDown, PeerUp, Problem, Synced
-from .framing import KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Frame, Hello, Ping, Pong, decode_datagram_untrusted, \
+from .framing import KIND_HANDSHAKE, KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Frame, Hello, Ping, Pong, decode_datagram_untrusted, \
     decode_peer_body_untrusted
 from .link import PING_INTERVAL, PROBE_FIRST, PROBE_MAX, RESYNC_INTERVAL, Link
 from .messages import (AwarenessUpdate, SessionMessage, SyncStep1, SyncStep2, Update,
@@ -64,6 +64,7 @@ from .presence import Presence
 from .rendezvous import MAX_CANDIDATES, MAX_MEMBERS, Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, \
     Welcome, decode_message_untrusted
 from .token import SessionToken
+from .handshake import Keys
 from .turn import TurnClient
 from .wire import PeerWire
 
@@ -110,7 +111,7 @@ class PeerNode:
         self._join_interval = JOIN_RETRY_FIRST
         self._next_join = now
         self._last_epoch = 0
-        self.wire = PeerWire(token, peer_id, turn, random_bytes)
+        self.wire = PeerWire(token, peer_id, turn, random_bytes, client_id=client_id, drops=self.drops)
         self.is_host = introducer is not None
         self._relay_announced = False
         self.observed: Addr | None = None  # our public address as the introducer saw it (WELCOME)
@@ -122,7 +123,7 @@ class PeerNode:
         self.synced = introducer is not None or register is not None
         self._register = register
         if introducer is not None:  # we are the host: the introducer lives beside us
-            introducer.add_local_member(peer_id, name, self.candidates)
+            introducer.add_local_member(peer_id, name, self.candidates, self.wire.security.static_public)
             self._introducer_addr = token.addrs[0]
             self.state = "joined"
             self._next_join = float("inf")
@@ -212,11 +213,19 @@ class PeerNode:
             if header.kind == KIND_RENDEZVOUS and (via_relay or header.sender != Introducer.ID or (
                     addr not in self.token.addrs and addr != self._introducer_addr)):
                 raise _Refused("not from our introducer")
-            header, body = self.wire.open_untrusted(data, now)
             if header.kind == KIND_RENDEZVOUS:
+                header, body = self.wire.open_rendezvous(data, now)
                 self._on_rendezvous(decode_message_untrusted(body), addr, now)
+            elif header.kind == KIND_HANDSHAKE:
+                if self.state != "joined":
+                    raise _Refused("not joined")
+                for peer_id in self.wire.receive_handshake(data, addr, now, via_relay):
+                    link = self.links.get(peer_id)
+                    if link is not None:
+                        link.hello_reply_due = True  # new keys: say HELLO at once, the link comes up
             else:
-                self._on_peer_datagram(header.sender, *decode_peer_body_untrusted(body), addr, now, via_relay)
+                header, body, keys = self.wire.open_peer(data, now)
+                self._on_peer_datagram(header.sender, *decode_peer_body_untrusted(body), addr, now, via_relay, keys)
         except DecodeError as exc:
             self.drops.add_error(exc)
 
@@ -253,6 +262,7 @@ class PeerNode:
     def _ensure_link(self, member: Member, introducer_addr: Addr, now: float, introduced: bool = True) -> Link | None:
         if member.peer_id == self.peer_id:
             return None
+        self.wire.security.expect(member.peer_id, member.static)
         link = self.links.get(member.peer_id)
         if link is None:
             if len(self.links) >= MAX_LINKS or (not introduced and sum(
@@ -279,7 +289,7 @@ class PeerNode:
         return link
 
     def _on_peer_datagram(self, sender: int, src_epoch: int, dst_epoch: int, frames: list[Frame],
-                          addr: Addr, now: float, via_relay: bool = False) -> None:
+                          addr: Addr, now: float, via_relay: bool = False, keys: Keys | None = None) -> None:
         if self.state != "joined":
             self.drops.add("not joined")
             return
@@ -293,7 +303,6 @@ class PeerNode:
                 return
             link = self._ensure_link(Member(sender, hello.name[:64], addr), addr, now, introduced=False)
             if link is None:
-                self.wire.seal.forget(sender)  # a refused stranger keeps no key in our cache either
                 return
         if src_epoch < link.peer_epoch or (src_epoch == 0 and not all(isinstance(f, Bye) for f in frames)):
             self.drops.add("stale epoch")  # from an older incarnation of the peer's side, delayed or duplicated
@@ -311,6 +320,8 @@ class PeerNode:
         if link.path.heard(addr, via_relay, via_relay or addr in link.relays, now) or not link.up:
             link.addr, link.via_relay = link.path.addr or addr, link.path.via_relay  # paths.py: direct first
         link.last_rx = now
+        if keys is not None:  # what the handshake proved: who this is, and whether it may write
+            link.client_id, link.writer = keys.client_id, keys.writer
         if not link.up:
             self._link_up(link, now)
         for frame in frames:
@@ -432,7 +443,8 @@ class PeerNode:
             for addr in ([self._introducer_addr] if self._introducer_addr else self.token.addrs):
                 if self._register is not None:
                     self.wire.send_raw(self._register, addr)
-                self.wire.send_rendezvous(Join(self.wire.join_secret, self.name, self.candidates, self._relays), addr)
+                self.wire.send_rendezvous(Join(self.wire.join_secret, self.name, self.candidates, self._relays,
+                                               self.wire.security.static_public), addr)
             if self.state == "joining":
                 self._next_join = now + self._join_interval
                 self._join_interval = min(self._join_interval * 2, 2.0)
@@ -487,7 +499,7 @@ class PeerNode:
                 link.channel.send(raw)
 
     def _send_frames(self, frames: list[Frame], addr: Addr, link: Link) -> None:
-        self.wire.send_frames(frames, addr, link.peer_id, (link.epoch, link.peer_epoch), link.via_relay)
+        self.wire.send_frames(frames, addr, link.peer_id, (link.epoch, link.peer_epoch), link.via_relay, self._now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         self._now = now

@@ -10,7 +10,7 @@ relay address (for peers no hole punch reaches).
 
 Rules of the introducer:
 
-* JOIN with the right session secret and a free name -> WELCOME (the member
+* JOIN with the right introduction credential and a free name -> WELCOME (the member
   list, the address we saw the joiner at) and PEER_JOINED to the others.
   JOIN is idempotent: members repeat it every few seconds as a keepalive and
   to repair lost notifications; a repeat gets a fresh WELCOME.
@@ -58,14 +58,16 @@ class Member:
     addr: Addr | None  # None: the member shares the introducer's address
     candidates: tuple[Addr, ...] = ()  # its LAN addresses, then its TURN relay address, if any
     relays: int = 0  # how many of the last candidates are relayed addresses (paths.py ranks them last)
+    static: bytes = b""  # v4: its X25519 static key for this session, which its handshakes prove
 
 
 @dataclass(frozen=True, slots=True)
 class Join:
-    secret: bytes
+    secret: bytes  # v4: the introduction credential (keys.py), never the token's secret
     name: str
     candidates: tuple[Addr, ...] = ()
     relays: int = 0
+    static: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,13 +149,14 @@ def _write_member(w: Writer, m: Member) -> None:
         write_addr(w, m.addr)
     _write_addrs(w, m.candidates)
     w.uint(m.relays)
+    w.blob(m.static)
 
 
 def _read_member(r: Reader) -> Member:
     peer_id, name = r.u64(), r.text(MAX_NAME * 4)
     addr = read_addr(r) if r.u8() else None
     candidates = _read_addrs(r)
-    return Member(peer_id, name, addr, candidates, _read_relays(r, candidates))
+    return Member(peer_id, name, addr, candidates, _read_relays(r, candidates), r.blob(32))
 
 
 def encode_message(msg: Message) -> bytes:
@@ -162,6 +165,7 @@ def encode_message(msg: Message) -> bytes:
         w.u8(R_JOIN).blob(msg.secret).text(msg.name)
         _write_addrs(w, msg.candidates)
         w.uint(msg.relays)
+        w.blob(msg.static)
     elif isinstance(msg, Welcome):
         w.u8(R_WELCOME)
         write_addr(w, msg.observed)
@@ -191,7 +195,7 @@ def decode_message_untrusted(body: bytes) -> Message:
     t = r.u8()
     if t == R_JOIN:
         secret, name, candidates = r.blob(64), r.text(MAX_NAME * 4), _read_addrs(r)
-        msg: Message = Join(secret, name, candidates, _read_relays(r, candidates))
+        msg: Message = Join(secret, name, candidates, _read_relays(r, candidates), r.blob(32))
     elif t == R_WELCOME:
         observed = read_addr(r)
         n = r.uint()
@@ -228,13 +232,15 @@ class Introducer:
 
     ID = 0  # sender id of the introducer's own datagrams
 
-    def __init__(self, session: int, secret: bytes, *,
+    def __init__(self, session: int, credential: bytes, *,
                  local_sink: Callable[[Message], None] | None = None,
                  random_bytes: Callable[[int], bytes] = os.urandom) -> None:
         self.session = session
-        self._secret = secret
+        # Only the introduction credential (keys.py, ``token.keys().introduction``): it opens
+        # rendezvous traffic and nothing else; peer traffic is keyed by per-pair handshakes.
+        self._secret = credential
         self._random = random_bytes
-        self.seal = session_seal(session, secret, random_bytes(INSTANCE_LEN))
+        self.seal = session_seal(session, credential, random_bytes(INSTANCE_LEN))
         self._members: dict[int, _Entry] = {}
         self._local: int | None = None
         self._local_sink = local_sink
@@ -269,16 +275,19 @@ class Introducer:
                     pass
             raise exc
 
-    def add_local_member(self, peer_id: int, name: str, candidates: tuple[Addr, ...] = ()) -> None:
+    def add_local_member(self, peer_id: int, name: str, candidates: tuple[Addr, ...] = (),
+                         static: bytes = b"") -> None:
         self._local = peer_id
-        self._members[peer_id] = _Entry(Member(peer_id, name, None, candidates[:MAX_CANDIDATES]), float("inf"))
+        self._members[peer_id] = _Entry(Member(peer_id, name, None, candidates[:MAX_CANDIDATES], static=static),
+                                        float("inf"))
 
     def update_local_member(self, candidates: tuple[Addr, ...], relays: int) -> None:
         """The host's peer has new candidates (its relayed address): tell every member."""
         entry = self._members.get(self._local) if self._local is not None else None
         if entry is None:
             return
-        entry.member = Member(entry.member.peer_id, entry.member.name, None, candidates[:MAX_CANDIDATES], relays)
+        entry.member = Member(entry.member.peer_id, entry.member.name, None, candidates[:MAX_CANDIDATES], relays,
+                              entry.member.static)
         for other in list(self._members.values()):
             if other.member.peer_id != self._local:
                 self._send(PeerJoined(entry.member), other.member)
@@ -347,7 +356,7 @@ class Introducer:
         if known is None and len(self._members) >= MAX_MEMBERS:
             self._reply(Reject(f"the session is full ({MAX_MEMBERS} peers)"), addr, sender)
             return
-        member = Member(sender, name, addr, msg.candidates, msg.relays)
+        member = Member(sender, name, addr, msg.candidates, msg.relays, msg.static)
         self._members[sender] = _Entry(member, now)
         for nonce, invite in list(self._invites.items()):  # the invited peer joined by itself (the seed's order)
             if addr in invite[0]:

@@ -2,9 +2,12 @@
 
 Why apart from node.py: the node decides what to say to whom; this decides how
 it crosses the network.  Outgoing, frames are packed into datagrams of at
-most MAX_DATAGRAM behind the link's epochs, sealed with the session's key
-(seal.py), and wrapped in a TURN SEND indication when the link came up
-through our relay (turn.py).  Incoming, the TURN server's messages are told
+most MAX_DATAGRAM behind the link's epochs, sealed with the keys of that
+pair of peers (handshake.py: Noise XXpsk3, one key per direction; until
+they exist the handshake goes instead, and doubles as the probe),
+rendezvous messages with the introduction credential (seal.py, keys.py),
+and wrapped in a TURN SEND indication when the link came up through our
+relay (turn.py).  Incoming, the TURN server's messages are told
 apart from covim datagrams and what the relay carried is unwrapped, so the
 node sees every peer datagram the same way, with where it really came from.
 The relay's own upkeep (allocation, permissions, refresh) lives here too; the
@@ -16,32 +19,33 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from .drops import Drops
 from .framing import HEADER_LEN, KIND_PEER, KIND_RENDEZVOUS, MAX_DATAGRAM, Addr, Frame, Header, encode_frames, \
     encode_peer_body
-from .introduction import introduction_secret, is_public
+from .handshake import TRANSPORT_OVERHEAD, Keys, PairSecurity
 from .rendezvous import Message, encode_message
-from .seal import INSTANCE_LEN, OVERHEAD, session_seal
+from .seal import INSTANCE_LEN, session_seal
 from .stun import looks_like_stun
 from .token import SessionToken
 from .turn import TurnClient
 
-BODY_BUDGET = MAX_DATAGRAM - HEADER_LEN - OVERHEAD - 2 * 10  # minus the seal and two epochs (<= 10 B each)
+BODY_BUDGET = MAX_DATAGRAM - HEADER_LEN - TRANSPORT_OVERHEAD - 2 * 10  # minus the seal and two epochs (<= 10 B each)
 
 
 class PeerWire:
     def __init__(self, token: SessionToken, peer_id: int, turn: TurnClient | None,
-                 random_bytes: Callable[[int], bytes] = os.urandom) -> None:
+                 random_bytes: Callable[[int], bytes] = os.urandom, *, client_id: int = 0,
+                 drops: Drops | None = None) -> None:
         self.session = token.session
         self.peer_id = peer_id
         self.turn = turn
-        self.seal = session_seal(token.session, token.secret, random_bytes(INSTANCE_LEN))
-        # A public introducer (introduction.py) holds only a credential derived from the secret:
-        # rendezvous messages to it are sealed with that, and JOIN proves membership with it.
-        self.join_secret = token.secret
-        self.intro_seal = self.seal
-        if is_public(token.session):
-            self.join_secret = introduction_secret(token.secret)
-            self.intro_seal = session_seal(token.session, self.join_secret, random_bytes(INSTANCE_LEN))
+        self.keys = token.keys()
+        self.drops = drops if drops is not None else Drops()
+        # Rendezvous only: the introducer, embedded or public (introduction.py), holds the
+        # introduction credential (keys.py) and nothing more; JOIN proves membership with it.
+        self.join_secret = self.keys.introduction
+        self.seal = self.intro_seal = session_seal(token.session, self.join_secret, random_bytes(INSTANCE_LEN))
+        self.security = PairSecurity(self.keys, peer_id, random_bytes(32), client_id, random_bytes, self.drops)
         self._out: list[tuple[bytes, Addr]] = []
         self._relay_reported = False
 
@@ -53,11 +57,26 @@ class PeerWire:
             return [(inner, peer, True) for peer, inner in self.turn.receive(data, now)]
         return [(data, addr, False)]
 
-    def open_untrusted(self, data: bytes, now: float) -> tuple[Header, bytes]:
-        """Opens only what was sealed for us (seal.py: receiver binding)."""
-        if self.intro_seal is not self.seal and len(data) > 3 and data[3] == KIND_RENDEZVOUS:
-            return self.intro_seal.open_untrusted(data, self.peer_id, now)
+    def open_rendezvous(self, data: bytes, now: float) -> tuple[Header, bytes]:
+        """Opens only what the introducer sealed for us (seal.py: receiver binding)."""
         return self.seal.open_untrusted(data, self.peer_id, now)
+
+    def open_peer(self, data: bytes, now: float) -> tuple[Header, bytes, Keys]:
+        """Opens only what the sender sealed with the keys of our pair; says what they proved."""
+        return self.security.open(data, now)
+
+    def receive_handshake(self, data: bytes, addr: Addr, now: float, via_relay: bool) -> list[int]:
+        """A handshake datagram; returns the peers whose new keys are ready (DecodeError if refused)."""
+        try:
+            self.security.receive_handshake(data, addr, now)
+        finally:
+            self._take_security(via_relay)
+        ready, self.security.ready = self.security.ready, []
+        return ready
+
+    def _take_security(self, via_relay: bool) -> None:
+        for datagram, to in self.security.take():
+            self._emit(datagram, to, via_relay)
 
     # ---- out -----------------------------------------------------------------
 
@@ -69,18 +88,28 @@ class PeerWire:
         self._out.append((data, addr))
 
     def send_frames(self, frames: list[Frame], addr: Addr, receiver: int, epochs: tuple[int, int] = (0, 0),
-                    via_relay: bool = False) -> None:
-        """Frames for peer ``receiver`` (only it can open them) at ``addr``."""
+                    via_relay: bool = False, now: float = 0.0) -> None:
+        """Frames for peer ``receiver`` (only it can open them) at ``addr``.  Without keys for
+        this link (epoch ``epochs[0]``) the handshake message that makes them goes instead, and
+        the frames are dropped (the node repeats what matters); epoch 0 never asks for keys."""
         head = encode_peer_body(*epochs, [])
+        tag = epochs[0] or None
         body = bytearray()
+        chunks: list[bytes] = []
         for frame in frames:
             encoded = encode_frames([frame])
             if body and len(body) + len(encoded) > BODY_BUDGET:
-                self._emit(self._sealed(KIND_PEER, head + body, receiver), addr, via_relay)
+                chunks.append(head + body)
                 body = bytearray()
             body += encoded
         if body:
-            self._emit(self._sealed(KIND_PEER, head + body, receiver), addr, via_relay)
+            chunks.append(head + body)
+        for chunk in chunks:
+            datagram = self.security.seal(receiver, chunk, tag, addr, now)
+            if datagram is None:
+                break
+            self._emit(datagram, addr, via_relay)
+        self._take_security(via_relay)
 
     def _sealed(self, kind: int, body: bytes, receiver: int) -> bytes:
         return self.seal.seal(kind, self.session, self.peer_id, body, receiver)

@@ -19,7 +19,7 @@ from covim_p2p.proto.token import SessionToken
 def _host(text: str) -> tuple[HostStack, socket.socket, SessionToken]:
     sock = bind_udp("127.0.0.1", 0)
     token = SessionToken((sock.getsockname()[:2],), secrets.randbits(63) | 1, secrets.token_bytes(16))
-    introducer = Introducer(token.session, token.secret)
+    introducer = Introducer(token.session, token.keys().introduction)
     node = PeerNode(name="host", token=token, peer_id=1, client_id=11, now=now(), initial_text=text,
                     introducer=introducer)
     introducer._local_sink = node.on_local_rendezvous

@@ -126,13 +126,13 @@ def test_a_late_joiner_receives_no_deleted_secret_over_the_network():
     mesh.settle()
     received: list[bytes] = []
     late = mesh.join("late", 2)
-    opened = late.wire.open_untrusted
+    opened = late.wire.open_peer
 
     def spy(data: bytes, *args):
-        header, body = opened(data, *args)
+        header, body, keys = opened(data, *args)
         received.append(body)
-        return header, body
-    late.wire.open_untrusted = spy
+        return header, body, keys
+    late.wire.open_peer = spy
     applied: list[bytes] = []
     for name in ("apply_sync", "receive_update"):
         real = getattr(late.document, name)

@@ -82,7 +82,7 @@ def _header(magic=MAGIC, version=VERSION, kind=KIND_PEER) -> bytes:
             (_header(version=2), "unsupported protocol version 2"),
         (_header(version=0), "unsupported protocol version 0"),
         (_header(kind=0), "unknown datagram kind 0"),
-        (_header(kind=3), "unknown datagram kind 3"),
+        (_header(kind=4), "unknown datagram kind 4"),
     ],
 )
 def test_header_errors(data, message):

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 import random
+import struct
 import sys
 from pathlib import Path
 
 import pytest
 
 from covim_p2p.editor.edits import TextEdit, apply_edit_to_str
-from covim_p2p.proto.framing import (KIND_PEER, KIND_RENDEZVOUS, Bye, Data, Hello, Ping, decode_datagram_untrusted,
+from covim_p2p.proto.framing import (KIND_HANDSHAKE, KIND_PEER, KIND_RENDEZVOUS, Bye, Data, Hello, Ping, decode_datagram_untrusted,
                                      decode_peer_body_untrusted, encode_datagram, encode_peer_body)
 from covim_p2p.proto.codec import DecodeError
 from covim_p2p.proto.seal import SealError, session_seal
@@ -43,26 +44,55 @@ TOKEN = SessionToken((HOST_ADDR,), SESSION, SECRET)
 HOST_ID = 0x1000
 
 
-def forge(kind: int, sender: int, body: bytes, *, to: int, session: int = SESSION, seal=None) -> bytes:
-    """A datagram as ``sender`` would seal it for peer ``to``: pass the real sender's seal
-    (``node.wire.seal``) when the receiver has heard from it, so the counter is new and not
-    taken for a replay."""
-    return (seal or session_seal(SESSION, SECRET, os.urandom(16))).seal(kind, session, sender, body, to)
+INTRO = TOKEN.keys().introduction  # what rendezvous traffic is sealed with (keys.py)
+
+
+def forge(kind: int, sender: int, body: bytes, *, to: int, session: int = SESSION, seal=None, node=None) -> bytes:
+    """A datagram as ``sender`` would seal it for peer ``to``.  Rendezvous: with ``seal`` (the
+    sender's own, so its counter is new) or a fresh one under the introduction credential.
+    Peer traffic: with the keys the real sender ``node`` shares with ``to`` (handshake.py);
+    without ``node``, with a key nobody has (what a forger without a handshake can do)."""
+    if kind == KIND_PEER and node is not None:
+        keys = node.wire.security.pairs[to].cur
+        n = keys.send_n
+        keys.send_n += 1
+        head = encode_datagram(KIND_PEER, session, sender, struct.pack("!IQ", keys.gen, n))
+        return head + keys.send.encrypt_at(n, head, body)
+    secret = INTRO if kind == KIND_RENDEZVOUS else SECRET
+    return (seal or session_seal(SESSION, secret, os.urandom(16))).seal(kind, session, sender, body, to)
 
 
 PEEK_IDS = (Introducer.ID, HOST_ID, *range(HOST_ID + 1, HOST_ID + 20), 0x2001, 0x3001, 4242)
 
 
-def peek(data: bytes):
-    """(header, body) of any datagram of the session, as a member could open it (it knows
-    every member's id, so it tries them as the receiver)."""
+def peek(data: bytes, node=None):
+    """(header, body) of a datagram: rendezvous ones as any member could open them (it knows
+    every member's id, so it tries them as the receiver); peer traffic only with the keys of
+    its receiver ``node`` (read without touching its replay window)."""
+    header, rest = decode_datagram_untrusted(data)
+    if header.kind == KIND_PEER:
+        if node is None:
+            raise DecodeError("peer traffic opens only at its receiver")
+        pair = node.wire.security.pairs.get(header.sender)
+        gen, n = struct.unpack_from("!IQ", rest)
+        for keys in (pair.cur, pair.prev) if pair is not None else ():
+            if keys is not None and keys.gen == gen:
+                return header, keys.recv.decrypt_at(n, data[:32], data[32:])
+        raise DecodeError("no keys for it")
+    if header.kind != KIND_RENDEZVOUS:
+        raise DecodeError("a handshake message")
     for receiver in PEEK_IDS:
         try:
-            return session_seal(SESSION, SECRET, bytes(16)).open_untrusted(data, receiver, 0.0)
+            return session_seal(SESSION, INTRO, bytes(16)).open_untrusted(data, receiver, 0.0)
         except SealError as exc:
             if exc.reason != "forged":
                 raise
     raise DecodeError("not sealed for any member this test knows")
+
+
+def node_at(mesh, addr):
+    machine = mesh.net.machines.get(addr)
+    return getattr(machine, "node", machine)
 
 
 def peer_addr(i: int) -> tuple[str, int]:
@@ -99,7 +129,7 @@ class Mesh:
         self.editors: dict[str, Editor] = {}
         self.introducer: Introducer | None = None
         if host:
-            self.introducer = Introducer(SESSION, secret)
+            self.introducer = Introducer(SESSION, SessionToken((HOST_ADDR,), SESSION, secret).keys().introduction)
             node = PeerNode(name="host", token=TOKEN, peer_id=HOST_ID, client_id=HOST_ID,
                             now=net.now, initial_text=initial_text, introducer=self.introducer)
             self.introducer._local_sink = node.on_local_rendezvous  # as nvim/session.py does
@@ -451,11 +481,11 @@ def garbage_for(self_id: int, other, seed: int, intro_seal) -> list[bytes]:
     out += [
         encode_datagram(KIND_PEER, SESSION, other_id, encode_peer_body(1, 1, [Ping(1)])),  # not sealed at all
         session_seal(SESSION, b"\x01" * 16, os.urandom(16)).seal(KIND_PEER, SESSION, other_id, b"x", self_id),
-        forge(KIND_PEER, other_id, b"\xff\x00garbage frames", seal=other.wire.seal, to=self_id),  # bad frames
-        forge(KIND_PEER, other_id, encode_peer_body(1, 1, [Ping(1)]) + b"\x09", seal=other.wire.seal,
+        forge(KIND_PEER, other_id, b"\xff\x00garbage frames", node=other, to=self_id),  # bad frames
+        forge(KIND_PEER, other_id, encode_peer_body(1, 1, [Ping(1)]) + b"\x09", node=other,
               to=self_id),  # one bad frame
-        forge(KIND_PEER, other_id, b"\xff" * 11, seal=other.wire.seal, to=self_id),  # an epoch longer than 10 bytes
-        forge(KIND_PEER, other_id, encode_peer_body(1, 1, [Ping(1)]), session=SESSION + 1, seal=other.wire.seal,
+        forge(KIND_PEER, other_id, b"\xff" * 11, node=other, to=self_id),  # an epoch longer than 10 bytes
+        forge(KIND_PEER, other_id, encode_peer_body(1, 1, [Ping(1)]), session=SESSION + 1, node=other,
               to=self_id),
         forge(KIND_PEER, self_id, encode_peer_body(1, 1, [Ping(1)]), to=self_id),  # "from" ourselves
         forge(KIND_RENDEZVOUS, Introducer.ID, encode_message(Welcome(HOST_ADDR, ())), session=SESSION + 1,
@@ -524,26 +554,27 @@ def test_random_datagrams_from_a_member_address_never_raise():
     assert mesh.nodes["host"].state == p1.state == "joined"
 
 
-def test_stray_peer_traffic_gets_bye_and_a_hello_opens_a_link():
+def test_stray_peer_traffic_is_dropped_unanswered_and_a_member_without_a_link_gets_bye():
+    """v4: peer traffic opens only under a pair's handshake keys.  A stranger has none: it is
+    dropped and counted, never answered, and cannot open a link.  A member whose link we
+    dropped still shares keys with us: it is told BYE "no such link", so it rebuilds."""
     mesh = build(1)
-    p1 = mesh.nodes["p1"]
+    p1, host = mesh.nodes["p1"], mesh.nodes["host"]
     stranger = ("127.0.0.50", 1)
-    ghost = session_seal(SESSION, SECRET, os.urandom(16))
-    p1.receive_datagram(forge(KIND_PEER, 4242, encode_peer_body(1, 0, [Ping(3)]), seal=ghost, to=p1.peer_id),
-                        stranger, mesh.net.now)
-    out = [(d, a) for d, a in p1.datagrams_to_send(mesh.net.now) if a == stranger]
-    assert len(out) == 1
-    header, body = peek(out[0][0])
-    assert decode_peer_body_untrusted(body) == (0, 0, [Bye("no such link")])
-    assert 4242 not in p1.links
-    # BYE from a stranger is not answered (no BYE ping-pong)
-    p1.receive_datagram(forge(KIND_PEER, 4242, encode_peer_body(1, 0, [Bye("x")]), seal=ghost, to=p1.peer_id),
-                        stranger, mesh.net.now)
+    before = dict(p1.drops.by_reason)
+    for frames in ([Ping(3)], [Bye("x")], [Hello("ghost", 9, True)]):
+        p1.receive_datagram(forge(KIND_PEER, 4242, encode_peer_body(1, 0, frames), to=p1.peer_id), stranger,
+                            mesh.net.now)
+    assert p1.drops.by_reason["no keys"] - before.get("no keys", 0) == 3
     assert [a for _, a in p1.datagrams_to_send(mesh.net.now) if a == stranger] == []
-    # a HELLO opens a link (peer-reflexive: the address it came from)
-    p1.receive_datagram(forge(KIND_PEER, 4242, encode_peer_body(1, 0, [Hello("ghost", 9, True)]), seal=ghost,
-                              to=p1.peer_id), stranger, mesh.net.now)
-    assert p1.links[4242].up and p1.links[4242].addr == stranger and p1.links[4242].name == "ghost"
+    assert 4242 not in p1.links
+    link = p1.links.pop(HOST_ID)  # p1 forgets its link (a freeze, say); the host does not know yet
+    ping = forge(KIND_PEER, HOST_ID, encode_peer_body(link.peer_epoch, link.epoch, [Ping(3)]), to=p1.peer_id,
+                 node=host)
+    p1.receive_datagram(ping, HOST_ADDR, mesh.net.now)
+    (out,) = [d for d, a in p1.datagrams_to_send(mesh.net.now) if a == HOST_ADDR and
+              decode_datagram_untrusted(d)[0].kind == KIND_PEER]
+    assert decode_peer_body_untrusted(peek(out, host)[1]) == (0, 0, [Bye("no such link")])
 
 
 def test_malformed_session_message_drops_the_link():
@@ -552,7 +583,7 @@ def test_malformed_session_message_drops_the_link():
     link = p1.links[HOST_ID]
     seq = link.channel._recv_next
     bad = forge(KIND_PEER, HOST_ID, encode_peer_body(link.peer_epoch, link.epoch, [Data(seq, True, b"\x09junk")]),
-                seal=mesh.nodes["host"].wire.seal, to=p1.peer_id)
+                node=mesh.nodes["host"], to=p1.peer_id)
     p1.receive_datagram(bad, HOST_ADDR, mesh.net.now)
     mesh.poll()
     (down,) = mesh.events("p1", PeerDown)
@@ -617,9 +648,9 @@ def test_awareness_is_renewed_so_idle_cursors_stay():
 
 # ---- loss and catching up ----------------------------------------------------------------
 
-def carries_update(data: bytes) -> bool:
+def carries_update(data: bytes, node=None) -> bool:
     try:
-        header, body = peek(data)
+        header, body = peek(data, node)
         frames = decode_peer_body_untrusted(body)[2] if header.kind == KIND_PEER else []
     except ValueError:
         return False
@@ -632,7 +663,7 @@ def test_a_lost_update_is_retransmitted():
     lost: list[float] = []
 
     def intercept(data, src, dst, now):
-        if src == peer_addr(1) and dst == peer_addr(2) and not lost and carries_update(data):
+        if src == peer_addr(1) and dst == peer_addr(2) and not lost and carries_update(data, p2):
             lost.append(now)
             return False
         return True
@@ -705,7 +736,8 @@ def test_a_joiner_whose_welcome_is_lost_stays_invisible_until_it_joins():
     welcome_until = [1.0]
 
     def intercept(data, src, dst, now):
-        if dst == peer_addr(1) and src == HOST_ADDR and now < welcome_until[0]:
+        if dst == peer_addr(1) and src == HOST_ADDR and now < welcome_until[0] and \
+                decode_datagram_untrusted(data)[0].kind == KIND_RENDEZVOUS:
             header, body = peek(data)
             if header.kind == KIND_RENDEZVOUS and isinstance(decode_message_untrusted(body), Welcome):
                 return False
@@ -734,7 +766,7 @@ def test_an_update_pycrdt_cannot_apply_is_reported_and_resynced():
     payload = encode_session_message(Update(b"\x00", b"not a yjs update"))
     bad = forge(KIND_PEER, HOST_ID,
                 encode_peer_body(link.peer_epoch, link.epoch, [Data(link.channel._recv_next, True, payload)]),
-                seal=mesh.nodes["host"].wire.seal, to=p1.peer_id)
+                node=mesh.nodes["host"], to=p1.peer_id)
     p1.receive_datagram(bad, HOST_ADDR, mesh.net.now)
     mesh.poll()
     (problem,) = mesh.events("p1", Problem)
@@ -790,14 +822,14 @@ def test_stale_datagrams_from_an_old_link_incarnation_are_ignored():
     before = str(p1.document)
     host_seal = mesh.nodes["host"].wire.seal
     stale = forge(KIND_PEER, HOST_ID, encode_peer_body(link.peer_epoch - 1 if link.peer_epoch > 1 else 0, link.epoch,
-                                                       [Data(link.channel._recv_next, True, b"\x09junk")]), seal=host_seal,
+                                                       [Data(link.channel._recv_next, True, b"\x09junk")]), node=mesh.nodes["host"],
                   to=p1.peer_id)
     dropped = p1.dropped
     p1.receive_datagram(stale, HOST_ADDR, mesh.net.now)
     assert p1.dropped == dropped + 1
     wrong_dst = forge(KIND_PEER, HOST_ID, encode_peer_body(link.peer_epoch, link.epoch + 7,
                                                            [Data(link.channel._recv_next, True, b"\x09junk")]),
-                      seal=host_seal, to=p1.peer_id)
+                      node=mesh.nodes["host"], to=p1.peer_id)
     p1.receive_datagram(wrong_dst, HOST_ADDR, mesh.net.now)
     assert HOST_ID in p1.links and p1.links[HOST_ID] is link  # the junk was never delivered
     assert str(p1.document) == before
@@ -832,16 +864,28 @@ def test_a_probing_link_tries_the_peers_lan_addresses_and_keeps_the_one_that_ans
     joins = [decode_message_untrusted(peek(d)[1]) for d, a in node.datagrams_to_send(0.0)]
     assert joins and all(j.candidates == (("10.0.0.2", 4000),) for j in joins)  # announced in JOIN
     public, lan = ("203.0.113.21", 4000), ("10.0.0.3", 4000)
-    dave = Member(0x3001, "dave", public, (lan, ("10.0.0.2", 4000)))  # the second one is our own: skipped
+    real_dave = PeerNode(name="dave", token=TOKEN, peer_id=0x3001, client_id=0x3001, now=0.0)
+    real_dave.wire.security.expect(node.peer_id, node.wire.security.static_public)
+    dave = Member(0x3001, "dave", public, (lan, ("10.0.0.2", 4000)),  # the second one is our own: skipped
+                  real_dave.wire.security.static_public)
     welcome = forge(KIND_RENDEZVOUS, Introducer.ID, encode_message(Welcome(public, (dave,))), to=node.peer_id)
     node.receive_datagram(welcome, HOST_ADDR, 0.01)
     node.handle_timer(0.01)
-    probed = {a for d, a in node.datagrams_to_send(0.01) if decode_datagram_untrusted(d)[0].kind == KIND_PEER}
-    assert probed == {public, lan}
+    probes = [(d, a) for d, a in node.datagrams_to_send(0.01) if decode_datagram_untrusted(d)[0].kind == KIND_HANDSHAKE]
+    assert {a for _, a in probes} == {public, lan}  # the first handshake message is the probe
     link = node.links[0x3001]
-    hello = forge(KIND_PEER, 0x3001, encode_peer_body(1, link.epoch, [Hello("dave", 7, False)]), to=node.peer_id)
-    node.receive_datagram(hello, lan, 0.02)  # the LAN answers; the public address never will (no hairpin)
+    # the LAN answers; the public address never will (no hairpin)
+    real_dave.wire.receive_handshake(next(d for d, a in probes if a == lan), ("10.0.0.2", 4000), 0.015, False)
+    (second, _), = real_dave.wire.take()
+    node.receive_datagram(second, lan, 0.02)
+    assert not link.up  # keys, but nothing on the link yet
+    (third, _), = [(d, a) for d, a in node.datagrams_to_send(0.02) if decode_datagram_untrusted(d)[0].kind == KIND_HANDSHAKE]
+    real_dave.wire.receive_handshake(third, ("10.0.0.2", 4000), 0.025, False)
+    hello = forge(KIND_PEER, 0x3001, encode_peer_body(1, link.epoch, [Hello("dave", 7, False)]), to=node.peer_id,
+                  node=real_dave)
+    node.receive_datagram(hello, lan, 0.03)
     assert link.up and link.addr == lan and link.candidates == (public,)
+    assert link.client_id == 0x3001 and link.writer  # what its handshake proved
     node.handle_timer(0.5)
     assert {a for d, a in node.datagrams_to_send(0.5) if decode_datagram_untrusted(d)[0].kind == KIND_PEER} == {lan}
 

@@ -11,14 +11,14 @@ import resource
 import sys
 from pathlib import Path
 
-from covim_p2p.proto.framing import (KIND_PEER, KIND_RENDEZVOUS, Hello, decode_datagram_untrusted, encode_datagram,
-                                     encode_peer_body)
+from covim_p2p.proto.framing import (KIND_HANDSHAKE, KIND_PEER, KIND_RENDEZVOUS, decode_datagram_untrusted,
+                                     encode_datagram)
 from covim_p2p.proto.link import LINK_TIMEOUT, PROBE_TIMEOUT
-from covim_p2p.proto.node import MAX_UNINTRODUCED
-from covim_p2p.proto.seal import session_seal
+from covim_p2p.proto.noise import HandshakeState
+from covim_p2p.proto.seal import DatagramSeal, session_seal
 
 sys.path.insert(0, str(Path(__file__).parent))  # the helpers, whatever the import mode
-from test_node import HOST_ADDR, HOST_ID, SECRET, SESSION, build, peer_addr  # noqa: E402
+from test_node import HOST_ADDR, HOST_ID, SESSION, TOKEN, build, peer_addr  # noqa: E402
 
 ATTACKER = ("203.0.113.66", 6666)
 
@@ -59,28 +59,33 @@ def test_a_datagram_recorded_for_one_peer_diverts_nothing_at_another():
     assert host.links[p1.peer_id] is link and link.up
 
 
-def hostile_datagrams(rng: random.Random, recorded: list[bytes], victim: int, n: int):
-    """What an attacker without the token can send, and a member-shaped forger too: random
-    bytes, our header over garbage, sealed-looking datagrams from made-up senders (each
-    one a new key to derive), well-sealed ones under another secret, and replays."""
+def hostile_datagrams(rng: random.Random, recorded: list[bytes], victim: int, member: int, n: int):
+    """What an attacker can send, and a member-shaped forger too: random bytes, our header over
+    garbage, made-up senders, well-sealed datagrams under another secret, handshake-shaped
+    datagrams (made-up senders, and a real member's id with garbage), and replays."""
     foreign = session_seal(SESSION, b"\xee" * 16, bytes(16))
+    hs_seal = DatagramSeal(TOKEN.keys().handshake, b"handshake" + SESSION.to_bytes(8, "big"), bytes(range(16)))
     for i in range(n):
-        r = i % 6
+        r = i % 8
         if r == 0:
             yield rng.randbytes(rng.randrange(0, 1300))
         elif r == 1:
-            yield encode_datagram(rng.choice([KIND_PEER, KIND_RENDEZVOUS, 3]), SESSION, rng.getrandbits(64),
-                                  rng.randbytes(rng.randrange(0, 80)))
-        elif r == 2:  # a made-up sender and instance every time: each costs a derivation unless limited
-            yield encode_datagram(KIND_PEER, SESSION, rng.getrandbits(64), rng.randbytes(16) + (1).to_bytes(8, "big")
-                                  + rng.randbytes(rng.randrange(16, 200)))
+            yield encode_datagram(rng.choice([KIND_PEER, KIND_RENDEZVOUS, KIND_HANDSHAKE]), SESSION,
+                                  rng.getrandbits(64), rng.randbytes(rng.randrange(0, 80)))
+        elif r == 2:  # transport-shaped, from a made-up sender
+            yield encode_datagram(KIND_PEER, SESSION, rng.getrandbits(64), rng.randbytes(rng.randrange(28, 200)))
         elif r == 3:
-            yield foreign.seal(KIND_PEER, SESSION, rng.getrandbits(64),
-                               encode_peer_body(1, 0, [Hello("mallory", 1, True)]), victim)
-        elif r == 4:
+            yield foreign.seal(KIND_RENDEZVOUS, SESSION, 0, b"\x02junk", victim)
+        elif r == 4:  # a token holder's first handshake message from a made-up peer
+            yield hs_seal.seal(KIND_HANDSHAKE, SESSION, rng.getrandbits(64), bytes([1]) + bytes(4) + rng.randbytes(32),
+                               victim)
+        elif r == 5:  # handshake-shaped, claiming a real member, under no key
+            yield encode_datagram(KIND_HANDSHAKE, SESSION, member, rng.randbytes(16) + (i + 1).to_bytes(8, "big")
+                                  + rng.randbytes(rng.randrange(16, 120)))
+        elif r == 6:
             yield rng.choice(recorded)
         else:
-            yield encode_datagram(KIND_PEER, SESSION + 1, HOST_ID + 1, rng.randbytes(60))
+            yield encode_datagram(KIND_PEER, SESSION + 1, member, rng.randbytes(60))
 
 
 def test_a_live_peer_survives_100000_hostile_datagrams_with_bounded_state():
@@ -99,15 +104,17 @@ def test_a_live_peer_survives_100000_hostile_datagrams_with_bounded_state():
     n = 100_000
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = mesh.net.now
-    for i, data in enumerate(hostile_datagrams(rng, recorded, HOST_ID, n)):
+    for i, data in enumerate(hostile_datagrams(rng, recorded, HOST_ID, p1.peer_id, n)):
         if i % 1000 == 0:
             t += 0.01  # 100,000 datagrams in 1 s of the victim's time
         stack.receive_datagram(data, ATTACKER, t)
     grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - maxrss
     assert host.dropped + mesh.introducer.dropped - dropped == n  # every one counted, none acted on
     by = dict(host.drops.by_reason)
-    assert by.get("rate", 0) > 0.9 * n / 6  # made-up senders hit the derivation limit, not HKDF
-    assert set(host.links) == {p1.peer_id} and len(host.wire.seal._streams) <= 4
+    assert by["unintroduced"] >= n // 8  # made-up handshakes: refused before any Diffie-Hellman
+    assert by["no keys"] >= n // 8  # made-up transport: refused before any decryption
+    assert set(host.links) == {p1.peer_id} and set(host.wire.security.pairs) == {p1.peer_id}
+    assert len(host.wire.seal._streams) <= 4 and len(host.wire.security._seal._streams) <= 4
     assert str(host.document) == before_doc
     assert grown_kb < 50_000, f"memory grew by {grown_kb} kB"
     assert not any(a == ATTACKER for _, a in stack.datagrams_to_send(t))  # not one answer
@@ -117,21 +124,23 @@ def test_a_live_peer_survives_100000_hostile_datagrams_with_bounded_state():
     assert str(host.document) == "bakeep me\n"
 
 
-def test_hellos_from_3000_made_up_members_open_at_most_a_few_links_and_none_is_chased():
-    """A member (it has the token) invents sender ids: v3 gave the host 3,000 links, re-probed for 300 s."""
+def test_handshakes_from_3000_made_up_members_make_no_state():
+    """A member (it has the token) invents sender ids: v3 gave the host 3,000 links, re-probed for
+    300 s.  v4 answers only peers the introducer named, before any Diffie-Hellman."""
     mesh = build(1)
     host, p1 = mesh.nodes["host"], mesh.nodes["p1"]
     stack = mesh.net.machines[HOST_ADDR]
-    forger = session_seal(SESSION, SECRET, bytes(range(16)))
+    hs_seal = DatagramSeal(TOKEN.keys().handshake, b"handshake" + SESSION.to_bytes(8, "big"), bytes(range(16)))
     t = mesh.net.now
     for i in range(3000):
-        t += 0.01  # 100/s: under the derivation limit, so each one really opens
-        stack.receive_datagram(forger.seal(KIND_PEER, SESSION, 0x7000_0000 + i,
-                                           encode_peer_body(1, 0, [Hello(f"m{i}", i, True)]), HOST_ID), ATTACKER, t)
-        mesh.net.now = t
-    assert len(host.links) <= 1 + MAX_UNINTRODUCED
-    assert host.drops.by_reason["too many links"] >= 3000 - MAX_UNINTRODUCED
-    assert len(host.wire.seal._streams) <= 2 + MAX_UNINTRODUCED  # nor keys: real newcomers still get in
+        t += 0.01
+        first = HandshakeState("XXpsk3", True, static=bytes(32), ephemeral=i.to_bytes(32, "big"),
+                               psk=TOKEN.keys().psk).write_message()
+        stack.receive_datagram(hs_seal.seal(KIND_HANDSHAKE, SESSION, 1 + i, bytes([1]) + (1).to_bytes(4, "big") + first,
+                                            HOST_ID), ATTACKER, t)
+    mesh.net.now = t
+    assert host.drops.by_reason["unintroduced"] == 3000
+    assert set(host.links) == {p1.peer_id} and set(host.wire.security.pairs) == {p1.peer_id}
+    assert not any(a == ATTACKER for _, a in stack.datagrams_to_send(t))
     mesh.run(t + PROBE_TIMEOUT + LINK_TIMEOUT + 5.0)
-    assert set(host.links) == {p1.peer_id}  # the made-up ones went silent and are not probed again
-    assert host.get_timer() is not None and host.get_timer() - mesh.net.now < 10.0
+    assert set(host.links) == {p1.peer_id} and host.links[p1.peer_id].up

@@ -6,7 +6,11 @@ import itertools
 import sys
 from pathlib import Path
 
+import pytest
+
 from covim_p2p.proto import stun
+from covim_p2p.proto.codec import DecodeError
+from covim_p2p.proto.framing import KIND_HANDSHAKE, KIND_PEER
 from covim_p2p.proto.introduction import (PUBLIC_BIT, decode_register_untrusted, encode_register,
                                           introduction_secret)
 from covim_p2p.proto.node import PeerNode
@@ -37,7 +41,7 @@ def nated_session(host_kind=("eim", "apdf"), guest_kind=("eim", "apdf"), seed=3)
     net.add_nat("203.0.113.2", {bob_in[0]}, mapping=guest_kind[0], filtering=guest_kind[1])
     alice = PeerNode(name="alice", token=SessionToken((SERVER,), session, SECRET), peer_id=1, client_id=1, now=0.0,
                      initial_text="from behind a NAT", candidates=(alice_in,),
-                     register=encode_register(session, introduction_secret(SECRET)))
+                     register=encode_register(session, introduction_secret(session, SECRET)))
     net.attach(alice_in, alice)
     token = SessionToken((SERVER, alice_in), session, SECRET)  # what alice's token says
     bob = PeerNode(name="bob", token=token, peer_id=2, client_id=2, now=0.0, candidates=(bob_in,))
@@ -58,17 +62,20 @@ def test_a_host_behind_a_nat_is_joined_through_the_public_introducer_and_links_d
 
 def test_the_introducer_never_holds_the_traffic_key():
     net, server, alice, bob = nated_session()
+    captured: list[bytes] = []
+    net.intercept = lambda data, src, dst, now: captured.append(data) or True
     net.run(until=3.0)
     (entry,) = server.sessions.values()
-    assert entry.credential == introduction_secret(SECRET) != SECRET
-    # what it could open with its credential is not what the peers exchange
-    peer_traffic = bob.wire.seal.seal(2, bob.token.session, 2, b"typed text", 1)
-    try:
-        session_seal(bob.token.session, entry.credential, b"\0" * 8).open_untrusted(peer_traffic, 1, 0.0)
-        opened = True
-    except Exception:  # noqa: BLE001 - DecodeError: it cannot
-        opened = False
-    assert not opened
+    keys = bob.token.keys()
+    assert entry.credential == introduction_secret(bob.token.session, SECRET) == keys.introduction
+    assert entry.credential not in (SECRET, keys.psk, keys.handshake)
+    # v4: peer traffic is keyed by per-pair Noise handshakes; the credential opens none of it
+    peer = [d for d in captured if d[:2] == b"CV" and d[3] in (KIND_PEER, KIND_HANDSHAKE)]
+    assert peer
+    for data in peer:
+        for receiver in (1, 2):
+            with pytest.raises(DecodeError):
+                session_seal(bob.token.session, entry.credential, bytes(16)).open_untrusted(data, receiver, 0.0)
 
 
 def test_two_symmetric_nats_are_introduced_but_cannot_punch():
