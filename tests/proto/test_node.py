@@ -867,7 +867,7 @@ def test_a_probing_link_tries_the_peers_lan_addresses_and_keeps_the_one_that_ans
     real_dave = PeerNode(name="dave", token=TOKEN, peer_id=0x3001, client_id=0x3001, now=0.0)
     real_dave.wire.security.expect(node.peer_id, node.wire.security.static_public)
     dave = Member(0x3001, "dave", public, (lan, ("10.0.0.2", 4000)),  # the second one is our own: skipped
-                  real_dave.wire.security.static_public)
+                  static=real_dave.wire.security.static_public)
     welcome = forge(KIND_RENDEZVOUS, Introducer.ID, encode_message(Welcome(public, (dave,))), to=node.peer_id)
     node.receive_datagram(welcome, HOST_ADDR, 0.01)
     node.handle_timer(0.01)

@@ -72,7 +72,7 @@ class World:
     def __init__(self, kinds: list[str], *, turn: bool, seed: int = 1) -> None:
         self.net = FakeNetwork(seed)
         self.turn = FakeTurn(TURN, self.net) if turn else None
-        intro = Introducer(TOKEN.session, TOKEN.secret)
+        intro = Introducer(TOKEN.session, TOKEN.keys().introduction)
         self.host = PeerNode(name="host", token=TOKEN, peer_id=1, client_id=1, now=0.0, initial_text="x",
                              introducer=intro)
         intro._local_sink = self.host.on_local_rendezvous
