@@ -30,6 +30,7 @@ import trio
 from .io.interfaces import interface_addresses
 from .io.udp import UdpDriver, bind_udp
 from .proto.framing import Addr
+from .proto.document import SharedDocument
 from .proto.gather import DEADLINE as GATHER_DEADLINE
 from .proto.gather import StunGatherer
 from .proto.introduction import PUBLIC_BIT, encode_register, introduction_secret
@@ -309,15 +310,16 @@ def _host_public(settings: Settings, sock: socket.socket, cands: list[Candidate]
 
 
 def join(settings: Settings, token: SessionToken, name: str, now: float | None = None,
-         waiting: Peer | None = None) -> Peer:
-    """Join ``token``'s session; ``waiting``: carry on on the socket of a peer that ran :CoVim start."""
+         waiting: Peer | None = None, document: SharedDocument | None = None) -> Peer:
+    """Join ``token``'s session; ``waiting``: carry on on the socket of a peer that ran :CoVim start;
+    ``document``: the one an earlier session in this session kept (offline edits merge)."""
     now = time.monotonic() if now is None else now
     if waiting is not None:
         sock, cands, note, problems, stun = waiting.sock, waiting.candidates, waiting.note, [], []
     else:
         sock, cands, note, problems, stun = _base(settings, 0, "peer", name)
     node = PeerNode(name=name, token=token, peer_id=secrets.randbits(64) | 1, client_id=secrets.randbits(32),
-                    now=now, join_timeout=settings.join_timeout,
+                    now=now, join_timeout=settings.join_timeout, document=document,
                     candidates=tuple(c.addr for c in cands)[:MAX_CANDIDATES], turn=_turn(settings, problems, now))
     if waiting is not None:  # same socket, same driver: the session's machine takes the waiter's place
         waiting.stack.inner = node

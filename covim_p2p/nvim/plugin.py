@@ -20,7 +20,7 @@ from ..proto.rendezvous import InviteAnswered, InviteExpired
 from ..proto.drops import merged
 from ..proto.token import BadToken, PeerToken, SessionToken
 from .log import log, open_log
-from .session import ReplyToken, Session, SessionFactory, TokenReady
+from .session import Offline, ReplyToken, Session, SessionFactory, TokenReady
 from .trio_host import TrioHost
 
 DEFAULT_PORT = 8555
@@ -57,6 +57,7 @@ class CoVimPlugin:
         self._trio: TrioHost | None = None
         self._factory: SessionFactory | None = None
         self._shutdown_hooked = False
+        self._offline: Offline | None = None  # kept by :CoVim disconnect for a rejoin with the same token
 
     # ---- output -------------------------------------------------------------------
 
@@ -212,10 +213,18 @@ class CoVimPlugin:
                 log.info("left session %s as %r (%d malformed or foreign datagrams dropped)", data["session"],
                          session.name, session.node.dropped)
             self.last_state = "failed" if getattr(session, "node", None) and session.node.state == "failed" else "idle"
+            if session.role == "peer":
+                self._offline = self._factory.offline(session)
             self._factory.stop(session)
             self.session = None
             self._publish("CoVimLeft" if data else None, data)
-            if session.role == "peer" and not session.node.synced and session.bridge is not None:
+            reused = session.role == "peer" and session.extra.get("reused_buffer")
+            if reused and session.bridge is not None and not session.node.synced:
+                try:  # the rejoin did not get through: the user's buffer is theirs to edit again
+                    self.nvim.api.set_option_value("modifiable", True, {"buf": session.bridge.buf})
+                except Exception:  # noqa: BLE001 - the user may have closed it already
+                    pass
+            elif session.role == "peer" and not session.node.synced and session.bridge is not None:
                 # The join never got the document: drop the empty read-only buffer we made.
                 try:
                     self.nvim.api.buf_delete(session.bridge.buf, {"force": True})
@@ -281,6 +290,18 @@ class CoVimPlugin:
             return
         name = self._name(rest[1] if len(rest) > 1 else None)
         factory = self._ensure_engine()
+        offline = self._offline if self._offline is not None and self._offline.matches(token) else None
+        if offline is not None and self.nvim.api.buf_is_loaded(offline.buf):
+            bad = first_invalid(self.nvim.api.buf_get_lines(offline.buf, 0, -1, True))
+            if bad is not None:
+                raise UserError(describe(bad))
+            self.nvim.api.win_set_buf(0, offline.buf)
+            self.session = self._open(lambda: factory.connect(offline.buf, token, name, offline=offline))
+            self._offline = None
+            self.nvim.vars["covim_token"] = rest[0]
+            self.info(f"reconnecting as '{name}' with this buffer: what you typed offline merges...")
+            self._publish()
+            return
         buf = self._new_shared_buffer(token, name)
         self.session = self._open(lambda: factory.connect(buf.number, token, name))
         self.nvim.vars["covim_token"] = rest[0]
@@ -341,7 +362,8 @@ class CoVimPlugin:
         if self.session is None:
             raise UserError("not in a session")
         self._stop()
-        self.info("disconnected; the buffer stays as it is")
+        again = " (:CoVim connect with the same token merges what you type meanwhile)" if self._offline else ""
+        self.info(f"disconnected; the buffer stays as it is{again}")
 
     def _cmd_quit(self, rest: list[str]) -> None:
         self._stop()

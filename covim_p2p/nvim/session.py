@@ -20,6 +20,9 @@ from ..proto.invite import InviteWaiter
 from ..proto.natclass import NatReport
 from ..proto.node import PeerNode
 from ..proto.token import PeerToken, SessionToken
+from ..editor.edits import TextEdit
+from ..editor.seam import _hunks
+from ..proto.document import SharedDocument
 from .bridge import BufferBridge
 from .trio_host import TrioHost
 
@@ -61,6 +64,22 @@ class Session:
 
 
 @dataclass
+class Offline:
+    """What :CoVim disconnect keeps, so that :CoVim connect <same token> in the same Neovim
+    reuses the buffer and its document (same client id): a state-vector sync then merges
+    what both sides typed apart, and the offline edits go in as minimal hunks."""
+    session: int
+    secret: bytes
+    buf: int
+    document: SharedDocument
+    base: list[str]  # the buffer's text as the document last knew it
+    pending: list[TextEdit]  # remote edits taken for the buffer but not shown in it yet
+
+    def matches(self, token: SessionToken) -> bool:
+        return token.session == self.session and token.secret == self.secret
+
+
+@dataclass
 class Waiting:
     """A peer that ran ``:CoVim start`` and waits for the host's ``:CoVim add``."""
     name: str
@@ -99,15 +118,50 @@ class SessionFactory:
             undo.append(peer.sock.close)
             return self._start(peer, buf, tick, lines)
 
-    def connect(self, buf: int, token: SessionToken, name: str, waiting: "Waiting | None" = None) -> Session:
-        """Join ``token``'s session; ``waiting``: keep the socket of a peer that ran :CoVim start."""
+    def connect(self, buf: int, token: SessionToken, name: str, waiting: "Waiting | None" = None,
+                offline: Offline | None = None) -> Session:
+        """Join ``token``'s session; ``waiting``: keep the socket of a peer that ran :CoVim start;
+        ``offline``: rejoin with the buffer and document a disconnect kept (``buf`` is that buffer)."""
         settings = self.settings()
         tick, lines = self._attach(buf)
         with self._undone_on_failure(buf) as undo:
-            peer = assembly.join(settings, token, name, waiting=waiting.peer if waiting else None)
+            peer = assembly.join(settings, token, name, waiting=waiting.peer if waiting else None,
+                                 document=offline.document if offline else None)
             if waiting is None:
                 undo.append(peer.sock.close)
-            return self._start(peer, buf, tick, lines, scope=waiting.scope if waiting else None)
+            if offline is None:
+                return self._start(peer, buf, tick, lines, scope=waiting.scope if waiting else None)
+            return self._rejoin(peer, buf, tick, lines, offline)
+
+    def _rejoin(self, peer: assembly.Peer, buf: int, tick: int, lines: list[str], offline: Offline) -> Session:
+        """The edits made while disconnected become minimal local hunks (never one wide diff,
+        which would delete and re-insert what others changed meanwhile in between)."""
+        node = peer.node
+        assert node is not None
+        base = "\n".join(offline.base)
+        if not offline.pending and str(node.document) == base:
+            hunks = [edit for edit, _ in _hunks(offline.base, list(lines) or [""])]
+            if hunks:
+                node.local_edits(hunks, time.monotonic())
+            session = self._start(peer, buf, tick, lines)
+        else:  # the document is ahead of the buffer: let the seam rebase the hunks over what it must show
+            node.document.requeue_remote_edits(offline.pending)
+            session = self._start(peer, buf, tick, offline.base)
+            assert session.bridge is not None
+            session.bridge.on_reload(tick, lines)
+        session.extra["reused_buffer"] = True
+        return session
+
+    def offline(self, session: Session) -> Offline | None:
+        """What to keep at a joiner's disconnect, or None if the buffer's state is not known exactly
+        (an apply was in flight: Lua may or may not have shown it)."""
+        bridge = session.bridge
+        if session.role != "peer" or bridge is None or bridge.closed:
+            return None
+        if not (session.node.synced or session.extra.get("reused_buffer")) or bridge.seam._inflight is not None:
+            return None
+        return Offline(session.token.session, session.token.secret, bridge.buf, session.node.document,
+                       list(bridge.seam.shadow.lines), list(bridge.seam.pending))
 
     def wait_for_invite(self, port: int, name: str) -> Waiting:
         """``:CoVim start``: a socket and a peer token; ``:CoVim add`` on the host brings the invitation."""

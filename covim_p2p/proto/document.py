@@ -213,6 +213,10 @@ class SharedDocument:
             if origin != self._undo_origin:  # an undo came from the mirror: it has it already
                 self._mirror_backlog.extend(edits)
 
+    def requeue_remote_edits(self, edits: list[TextEdit]) -> None:
+        """Remote edits taken but never shown (a session ended first): the next taker gets them first."""
+        self._remote_edits[:0] = edits
+
     def has_remote_edits(self) -> bool:
         return bool(self._remote_edits)
 

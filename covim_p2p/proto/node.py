@@ -61,7 +61,7 @@ from .link import PING_INTERVAL, PROBE_FIRST, PROBE_MAX, RESYNC_INTERVAL, Link
 from .messages import (AwarenessUpdate, SessionMessage, SyncStep1, SyncStep2, Update,
                        decode_session_message_untrusted, encode_session_message)
 from .presence import Presence
-from .rendezvous import MAX_CANDIDATES, MAX_MEMBERS, Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, \
+from .rendezvous import MAX_CANDIDATES, MAX_MEMBERS, Check, Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, \
     Welcome, decode_message_untrusted
 from .token import SessionToken
 from .handshake import Keys
@@ -92,11 +92,13 @@ class PeerNode:
                  now: float, initial_text: str = "", introducer: Introducer | None = None,
                  join_timeout: float = JOIN_TIMEOUT, candidates: tuple[Addr, ...] = (),
                  turn: TurnClient | None = None, random_bytes: Callable[[int], bytes] = os.urandom,
-                 register: bytes | None = None) -> None:
+                 register: bytes | None = None, document: SharedDocument | None = None) -> None:
         self.name = name
         self.token = token
         self.peer_id = peer_id
-        self.document = SharedDocument(client_id, initial_text)
+        # ``document``: the one a disconnected session kept (same client id), so a rejoin
+        # merges what was typed apart by state-vector sync
+        self.document = document if document is not None else SharedDocument(client_id, initial_text)
         self.links: dict[int, Link] = {}
         self.state = "joining"
         self.drops = Drops()
@@ -247,6 +249,7 @@ class PeerNode:
                 self._ensure_link(member, addr, now)
         elif isinstance(msg, PeerJoined):
             if self.state == "joined":  # while joining we drop peer traffic; WELCOME lists everyone
+                self._replaced_by(msg.member)
                 self._ensure_link(msg.member, addr, now)
         elif isinstance(msg, Reject):
             if self.state == "joining":
@@ -254,6 +257,9 @@ class PeerNode:
                 self._events.append(JoinFailed(f"the host refused: {msg.reason}"))
             else:
                 self._events.append(Problem(f"the introducer says: {msg.reason}"))
+        elif isinstance(msg, Check):  # someone claims our name: show the introducer we are alive
+            if self.state == "joined":
+                self._next_join = now
         elif isinstance(msg, PeerLeft):
             pass  # links decide for themselves: the mesh does not depend on the introducer
         else:
@@ -390,6 +396,12 @@ class PeerNode:
                 self._events.append(Synced())
         elif isinstance(msg, AwarenessUpdate):
             link.client_ids |= self.presence.apply(msg.update, link.peer_id, now)
+
+    def _replaced_by(self, member: Member) -> None:
+        """A name is one member's: a newcomer under a name we link to replaced a stale member
+        (a crashed peer rejoined; the introducer checked the old one was gone)."""
+        for link in [l for l in self.links.values() if l.name == member.name and l.peer_id != member.peer_id]:
+            self._drop_link(link, "rejoined")
 
     def _drop_link(self, link: Link, reason: str, reprobe: bool = False) -> None:
         if self.links.pop(link.peer_id, None) is None:

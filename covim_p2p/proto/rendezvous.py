@@ -14,8 +14,15 @@ Rules of the introducer:
   list, the address we saw the joiner at) and PEER_JOINED to the others.
   JOIN is idempotent: members repeat it every few seconds as a keepalive and
   to repair lost notifications; a repeat gets a fresh WELCOME.
-* A name held by another live member -> REJECT saying so.  A wrong secret ->
-  REJECT (the same session id with a wrong secret is someone's mistake).
+* A name held by another member is a *claim*: a peer that crashed rejoins
+  under its old name before its old entry times out.  The joiner has proved
+  it holds the token (the secret, inside a sealed datagram), so the holder is
+  sent CHECK; a live holder answers with a JOIN at once.  If it has not within
+  ``CLAIM_WAIT``, the holder is stale: it is removed (PEER_LEFT) and the
+  claimant welcomed.  If it has, the claimant gets REJECT naming the name.
+  The host's own name is never claimable (the host is alive: it is us).
+  A wrong secret -> REJECT (the same session id with a wrong secret is
+  someone's mistake).
 * LEAVE, or no JOIN for ``MEMBER_TIMEOUT`` seconds -> PEER_LEFT to the others.
 * ``invite(peer_token)`` (Enhanced CoVim's ``:CoVim add``) sends INVITE with
   the session token to a waiting peer's addresses, with backoff, until it
@@ -43,6 +50,8 @@ from .drops import Drops
 from .seal import INSTANCE_LEN, invite_seal, session_seal
 
 R_JOIN, R_WELCOME, R_REJECT, R_PEER_JOINED, R_PEER_LEFT, R_LEAVE, R_INVITE, R_INVITE_ACK = 1, 2, 3, 4, 5, 6, 7, 8
+R_CHECK = 9
+CLAIM_WAIT = 1.0  # seconds a member whose name is claimed has to show it is alive
 INVITE_TIMEOUT = 120.0  # people pass tokens through chat: the seed's flow waits for the other side's paste
 MEMBER_TIMEOUT = 20.0
 MAX_MEMBERS = 64
@@ -97,6 +106,11 @@ class Leave:
 
 
 @dataclass(frozen=True, slots=True)
+class Check:
+    """Introducer -> member: someone holding the token claims your name; JOIN now if you are here."""
+
+
+@dataclass(frozen=True, slots=True)
 class Invite:
     session_token: str
     nonce: bytes
@@ -117,7 +131,7 @@ class InviteExpired:
     addrs: tuple[Addr, ...]
 
 
-Message = Join | Welcome | Reject | PeerJoined | PeerLeft | Leave | Invite | InviteAck
+Message = Join | Welcome | Reject | PeerJoined | PeerLeft | Leave | Invite | InviteAck | Check
 
 
 def _write_addrs(w: Writer, addrs: tuple[Addr, ...]) -> None:
@@ -181,6 +195,8 @@ def encode_message(msg: Message) -> bytes:
         w.u8(R_PEER_LEFT).u64(msg.peer_id)
     elif isinstance(msg, Leave):
         w.u8(R_LEAVE)
+    elif isinstance(msg, Check):
+        w.u8(R_CHECK)
     elif isinstance(msg, Invite):
         w.u8(R_INVITE).text(msg.session_token).blob(msg.nonce)
     elif isinstance(msg, InviteAck):
@@ -210,6 +226,8 @@ def decode_message_untrusted(body: bytes) -> Message:
         msg = PeerLeft(r.u64())
     elif t == R_LEAVE:
         msg = Leave()
+    elif t == R_CHECK:
+        msg = Check()
     elif t == R_INVITE:
         msg = Invite(r.text(512), r.blob(64))
     elif t == R_INVITE_ACK:
@@ -227,6 +245,16 @@ class _Entry:
     last_seen: float
 
 
+@dataclass
+class _Claim:
+    """A JOIN for a name another member holds, waiting for that member to show it is alive."""
+    sender: int
+    join: Join
+    addr: Addr
+    holder: int
+    asked: float
+
+
 class Introducer:
     """Pure introducer machine (see module rules)."""
 
@@ -242,6 +270,7 @@ class Introducer:
         self._random = random_bytes
         self.seal = session_seal(session, credential, random_bytes(INSTANCE_LEN))
         self._members: dict[int, _Entry] = {}
+        self._claims: dict[str, _Claim] = {}  # name -> a JOIN for it waiting on its holder (CHECK)
         self._local: int | None = None
         self._local_sink = local_sink
         self._out: list[tuple[bytes, Addr]] = []
@@ -347,11 +376,13 @@ class Introducer:
         if sender == self.ID or sender == self._local:
             self.drops.add("impersonation")
             return
-        for entry in self._members.values():
-            if entry.member.name == name and entry.member.peer_id != sender:
-                self._reply(Reject(f"the name '{name}' is already taken in this session: choose another"), addr,
-                            sender)
-                return
+        holder = next((e for e in self._members.values() if e.member.name == name and e.member.peer_id != sender),
+                      None)
+        if holder is not None:
+            self._on_claim(name, sender, msg, addr, holder, now)
+            return
+        if name in self._claims and self._claims[name].sender == sender:
+            del self._claims[name]  # the holder left meanwhile
         known = self._members.get(sender)
         if known is None and len(self._members) >= MAX_MEMBERS:
             self._reply(Reject(f"the session is full ({MAX_MEMBERS} peers)"), addr, sender)
@@ -369,6 +400,29 @@ class Introducer:
                 if entry.member.peer_id != sender:
                     self._send(PeerJoined(member), entry.member)
 
+    def _on_claim(self, name: str, sender: int, msg: Join, addr: Addr, holder: _Entry, now: float) -> None:
+        claim = self._claims.get(name)
+        if holder.member.peer_id == self._local:
+            self._reply(Reject(f"the name '{name}' is already taken in this session: choose another"), addr, sender)
+        elif claim is None or claim.sender != sender:  # ask the holder; the claimant's retries wait
+            self._claims[name] = _Claim(sender, msg, addr, holder.member.peer_id, now)
+            self._send(Check(), holder.member)
+        else:
+            claim.join, claim.addr = msg, addr
+            self._settle_claim(name, now)
+
+    def _settle_claim(self, name: str, now: float) -> None:
+        claim = self._claims[name]
+        holder = self._members.get(claim.holder)
+        if holder is not None and holder.last_seen > claim.asked:
+            del self._claims[name]  # it answered: it is alive, and the name is its own
+            self._reply(Reject(f"the name '{name}' is already taken in this session: choose another"),
+                        claim.addr, claim.sender)
+        elif holder is None or now >= claim.asked + CLAIM_WAIT:  # stale: the claimant takes its place
+            del self._claims[name]
+            self._remove(claim.holder)
+            self._on_join(claim.sender, claim.join, claim.addr, now)
+
     def _remove(self, peer_id: int) -> None:
         if self._members.pop(peer_id, None) is not None:
             for entry in list(self._members.values()):
@@ -381,6 +435,7 @@ class Introducer:
     def get_timer(self) -> float | None:
         deadlines = [e.last_seen + MEMBER_TIMEOUT for e in self._members.values() if e.member.peer_id != self._local]
         deadlines += [min(inv[2], inv[4]) for inv in self._invites.values()]
+        deadlines += [claim.asked + CLAIM_WAIT for claim in self._claims.values()]
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
@@ -398,3 +453,6 @@ class Introducer:
         for peer_id, entry in list(self._members.items()):
             if peer_id != self._local and entry.last_seen + MEMBER_TIMEOUT <= now:
                 self._remove(peer_id)
+        for name, claim in list(self._claims.items()):
+            if now >= claim.asked + CLAIM_WAIT:
+                self._settle_claim(name, now)

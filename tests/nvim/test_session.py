@@ -232,3 +232,53 @@ def test_a_burst_of_hundreds_of_edits_in_one_tick_arrives_in_order(nvim_factory)
     for i in range(3, 601, 3):
         expected[i - 2] = "B" + expected[i - 2][1:]
     assert final[2:] == expected
+
+
+def test_offline_edits_merge_when_reconnecting_with_the_same_token(nvim_factory):
+    """:CoVim disconnect, edit, :CoVim connect <same token>: the same buffer and document, both sides merged.
+    (It used to open a new '~1' buffer without the offline edits.)"""
+    a, b = nvim_factory(), nvim_factory()
+    token = host(a, "alice", ["one", "two", "three", "four"])
+    connect(b, token, "bob")
+    wait_mesh([a, b])
+    wait_converged([a, b])
+    bufnr = status(b)["bufnr"]
+    b.command("CoVim disconnect")
+    wait_for(lambda: status(a)["peers"] == [], 5, what="alice sees bob leave")
+    type_keys(b, "ggAb<Esc>")
+    type_keys(b, "GAB<Esc>")
+    type_keys(a, "2GAa<Esc>")
+    type_keys(a, "3Gdd")
+    connect(b, token, "bob")
+    wait_mesh([a, b])
+    assert wait_converged([a, b]) == ["oneb", "twoa", "fourB"]
+    assert status(b)["bufnr"] == bufnr
+    assert not any(name.endswith("~1") for name in (buf.name for buf in b.buffers))
+    type_keys(b, "ggIX<Esc>")
+    assert wait_converged([a, b]) == ["Xoneb", "twoa", "fourB"]
+    assert status(a)["resyncs"] == 0 and status(b)["resyncs"] == 0
+
+
+def test_a_crashed_peer_rejoins_at_once_under_its_name(nvim_factory):
+    """The stale 'dave' is replaced once the new one proves it holds the token (it used to be refused for 20 s)."""
+    import os
+    import signal
+    from nvim_harness import descendant_pids
+    a, b = nvim_factory(), nvim_factory()
+    token = host(a, "alice", ["shared"])
+    connect(b, token, "dave")
+    wait_mesh([a, b])
+    pid = nvim_factory.pid(b)
+    for p in [*descendant_pids(pid), pid]:
+        os.kill(p, signal.SIGKILL)
+    nvim_factory.running.remove(b)
+    c = nvim_factory()
+    t0 = time.monotonic()
+    connect(c, token, "dave")
+    wait_mesh([a, c], timeout=5)
+    took = time.monotonic() - t0
+    assert "already taken" not in messages(c)
+    assert took < 5, took
+    type_keys(a, "AX<Esc>")
+    assert wait_converged([a, c]) == ["sharedX"]
+    assert [p["name"] for p in status(a)["peers"]] == ["dave"]

@@ -901,3 +901,30 @@ def test_nothing_typed_or_named_crosses_the_wire_in_clear():
     assert mesh.texts()["host"] == "hunter2 top secret plan\n"
     assert wire and not any(b"hunter2" in d or b"secret plan" in d or b"agent-nine" in d or SECRET in d
                             for d in wire)
+
+
+# ---- rejoining under the same name ------------------------------------------------
+
+def test_a_crashed_peer_rejoins_under_its_name_within_the_claim_wait():
+    from covim_p2p.proto.rendezvous import CLAIM_WAIT
+    mesh = build(2)
+    stale = mesh.nodes["p1"].peer_id
+    mesh.vanish("p1")  # crashed: no LEAVE, no BYE
+    start = mesh.net.now
+    new = mesh.join("p1", 3)
+    mesh.run(start + CLAIM_WAIT + 2.0, lambda: mesh.full_mesh() and mesh.converged())
+    assert mesh.full_mesh() and mesh.converged()
+    assert new.state == "joined"
+    for name in ("host", "p2"):
+        assert stale not in mesh.nodes[name].links
+        assert any(e.reason == "rejoined" for e in mesh.events(name, PeerDown))
+    assert mesh.events("p1", JoinFailed) == []
+
+
+def test_a_live_member_keeps_its_name():
+    mesh = build(1)
+    mesh.join("p1", 2, key="impostor")
+    mesh.run(mesh.net.now + 5.0)
+    (failed,) = mesh.events("impostor", JoinFailed)
+    assert "already taken" in failed.reason
+    assert mesh.nodes["p1"].state == "joined" and HOST_ID + 1 in mesh.nodes["host"].links

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from covim_p2p.proto.codec import DecodeError
 from covim_p2p.proto.framing import KIND_PEER, KIND_RENDEZVOUS, Hello, encode_datagram, encode_frames
 from covim_p2p.proto.seal import session_seal
-from covim_p2p.proto.rendezvous import (MAX_MEMBERS, MAX_NAME, MEMBER_TIMEOUT, Introducer, Join, Leave, Member,
+from covim_p2p.proto.rendezvous import (CLAIM_WAIT, MAX_MEMBERS, MAX_NAME, MEMBER_TIMEOUT, Check, Introducer, Join,
+                                        Leave, Member,
                                         PeerJoined, PeerLeft, Reject, Welcome, decode_message_untrusted,
                                         encode_message)
 
@@ -121,18 +122,60 @@ def test_secret_of_other_length_is_rejected(secret):
     assert isinstance(msg, Reject)
 
 
-def test_name_clash_is_rejected_naming_the_name():
+def test_name_clash_with_a_live_member_is_rejected_naming_the_name():
+    """The holder is asked (CHECK); it answers with a JOIN, so the claimant is refused."""
     h = Harness()
-    h.join(1, "alice", A)
+    h.join(1, "alice", A, now=1.0)
     h.out()
     h.take_sink()
-    h.join(2, "alice", B)
+    h.join(2, "alice", B, now=2.0)
+    (msg, dest), = h.out()
+    assert (msg, dest) == (Check(), A)
+    h.join(1, "alice", A, now=2.01)  # alive
+    h.out()
+    h.join(2, "alice", B, now=2.25)  # the claimant's retry
     (msg, dest), = h.out()
     assert dest == B
     assert isinstance(msg, Reject)
     assert "'alice'" in msg.reason and "already taken" in msg.reason
     assert [m.peer_id for m in h.intro.members()] == [HOST_ID, 1]
     assert h.take_sink() == []
+
+
+def test_a_stale_member_is_replaced_by_a_claimant_holding_the_token():
+    """A crashed peer rejoins under its old name after CLAIM_WAIT, not after MEMBER_TIMEOUT."""
+    h = Harness()
+    h.join(1, "dave", A, now=1.0)
+    h.out()
+    h.take_sink()
+    h.join(2, "dave", B, now=3.0)
+    assert h.out() == [(Check(), A)]
+    h.join(2, "dave", B, now=3.25)  # retries wait
+    assert h.out() == []
+    assert h.intro.get_timer() == 3.0 + CLAIM_WAIT
+    h.intro.handle_timer(3.0 + CLAIM_WAIT)
+    out = h.out()
+    assert [type(m) for m, _ in out] == [Welcome] and out[0][1] == B
+    assert h.take_sink() == [PeerLeft(1), PeerJoined(Member(2, "dave", B))]
+    assert sorted(m.peer_id for m in h.intro.members()) == sorted([HOST_ID, 2])
+
+
+def test_a_claim_resolves_on_the_claimants_retry_too():
+    h = Harness()
+    h.join(1, "dave", A, now=1.0)
+    h.join(2, "dave", B, now=3.0)
+    h.out()
+    h.join(2, "dave", B, now=3.0 + CLAIM_WAIT)
+    assert [type(m) for m, d in h.out() if d == B] == [Welcome]
+    h.join(1, "dave", A, now=4.5)  # the stale one comes back: now it is the claimant
+    assert h.out() == [(Check(), B)]
+
+
+def test_the_hosts_own_name_is_refused_at_once():
+    h = Harness()
+    h.join(1, "host", A, now=1.0)
+    (msg, dest), = h.out()
+    assert isinstance(msg, Reject) and dest == A
 
 
 def test_name_of_the_local_host_is_taken_too():
@@ -344,6 +387,7 @@ MESSAGES = [
     PeerJoined(Member(8, "local", None)),
     PeerLeft(2**64 - 1),
     Leave(),
+    Check(),
 ]
 
 
