@@ -143,8 +143,10 @@ function M.attach(buf, chan)
       notify(chan, 'covim_undo', buf, redo, vim.v.count1)
     end
   end
-  vim.keymap.set('n', 'u', undo(false), { buffer = buf, desc = 'CoVim: undo my last change' })
-  vim.keymap.set('n', '<C-r>', undo(true), { buffer = buf, desc = 'CoVim: redo my last change' })
+  if vim.g.covim_remap_undo ~= false then
+    vim.keymap.set('n', 'u', undo(false), { buffer = buf, desc = 'CoVim: undo my last change' })
+    vim.keymap.set('n', '<C-r>', undo(true), { buffer = buf, desc = 'CoVim: redo my last change' })
+  end
   local group = vim.api.nvim_create_augroup('covim_buf_' .. buf, { clear = true })
   vim.api.nvim_create_autocmd({ 'CursorMoved', 'CursorMovedI', 'BufEnter' }, {
     group = group, buffer = buf, callback = function() send_cursor(buf) end,
@@ -271,12 +273,13 @@ function M.setup_shutdown(chan)
 end
 
 function M.define_highlights()
-  local cursor_links = { 'DiffAdd', 'DiffChange', 'DiffText', 'Search', 'IncSearch', 'Visual', 'PmenuSel', 'WildMenu' }
-  local name_links = { 'DiagnosticOk', 'DiagnosticInfo', 'DiagnosticHint', 'DiagnosticWarn', 'Title', 'Special', 'Identifier', 'Type' }
-  for i = 1, 8 do
-    vim.api.nvim_set_hl(0, 'CoVimCursor' .. i, { link = cursor_links[i], default = true })
-    vim.api.nvim_set_hl(0, 'CoVimName' .. i, { link = name_links[i], default = true })
-  end
+  require('covim.highlights').define()
 end
+
+-- require('covim').setup({ name = 'ann', remap_undo = false, ... }): see :help covim-setup()
+function M.setup(opts) require('covim.config').setup(opts) end
+
+-- '' when idle, "covim 3↔" with three peers linked: for 'statusline' and statusline plugins.
+function M.statusline() return require('covim.state').statusline() end
 
 return M
