@@ -164,10 +164,9 @@ class CoVimPlugin:
             where = ", ".join(f"{a[0]}:{a[1]}" for a in event.addrs)
             self.error(f"the peer at {where} did not answer the invitation (is it still waiting?)")
         elif isinstance(event, ev.Joined):
-            log.info("joined session %016x as %r (%s)", session.token.session, session.name, session.role)
             if session.role == "peer":
                 self.info(f"joined the session as '{session.name}'")
-            self._publish("CoVimJoined", self._session_data(session))
+            self._joined(session)
         elif isinstance(event, ev.Synced):
             self.info("the shared document has arrived; you can edit now")
         elif isinstance(event, ev.JoinFailed):
@@ -191,6 +190,13 @@ class CoVimPlugin:
         elif isinstance(event, NatReport):
             bad = event.kind in ("", natclass.SYMMETRIC, natclass.FIREWALL, natclass.BLOCKED)
             self.report(event.text, "WarningMsg" if bad else "None")
+
+    def _joined(self, session) -> None:
+        """Log and announce (User CoVimJoined) a join once; the host's happens as it starts."""
+        if not session.extra.get("joined"):
+            session.extra["joined"] = True
+            log.info("joined session %016x as %r (%s)", session.token.session, session.name, session.role)
+            self._publish("CoVimJoined", self._session_data(session))
 
     @staticmethod
     def _session_data(session) -> dict:
@@ -256,7 +262,7 @@ class CoVimPlugin:
         factory = self._ensure_engine()
         self.session = self._open(lambda: factory.host(buf, port, name))
         self._show_token(self.session)
-        self._publish()
+        self._joined(self.session)
 
     def _show_token(self, session) -> None:
         """The token once its candidates are known (STUN answers take at most ~1 s, never a wait here)."""

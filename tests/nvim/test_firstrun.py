@@ -148,5 +148,6 @@ def test_a_working_setup_says_nothing_wrong(nvim_factory):
     nvim.vars["covim_host_addr"] = "127.0.0.1"
     found = first_covim(nvim)
     assert all(level < 4 and text.startswith("CoVim: ") for text, level in found), found
-    assert any(text.startswith('CoVim: token (in ""') and level == 2 for text, level in found), found
+    token = wait_for(lambda: nvim.vars.get("covim_token"), 5, what="the token")
+    assert any(token in text and level == 2 for text, level in found), found
     assert nvim.call("CoVimStatus")["state"] == "joined"
