@@ -23,7 +23,7 @@ def test_three_peers_connect_into_a_full_mesh(nvim_factory):
     assert all(p["path"] == "direct" and p["addr"].startswith("127.0.0.1:") for p in st["peers"])
     assert st["bufnr"] == b.current.buffer.number and st["session"] == status(a)["session"]
     wait_for(lambda: all(p["rtt_ms"] is not None for p in status(a)["peers"]), 5, what="RTT samples")
-    assert "token (in \"\"): " + token in messages(a)
+    assert "CoVim: " + token in messages(a)  # the token line (lua/covim/token.lua)
 
 
 def test_concurrent_typing_at_the_same_position_converges(nvim_factory):
