@@ -76,17 +76,35 @@ async def serve(args: argparse.Namespace) -> None:
             node.local_edits([TextEdit(len(str(node.document).encode()), 0, args.append)], time.monotonic())
         node.document.take_remote_edits()
 
+    async def commands(scope: trio.CancelScope) -> None:
+        """--commands: a line "status" on stdin prints the status; end of input leaves."""
+        while True:
+            line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+            if not line:
+                scope.cancel()
+                return
+            if line.strip() == "status":
+                say(**status(p))
+
     p_settings = assembly.Settings(bind=args.bind, host_addr=args.host_addr, stun=args.stun, turn=args.turn,
                                    rendezvous=args.rendezvous)
     p.make_driver(activity)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(p.run)
-        with trio.move_on_after(args.seconds if args.seconds > 0 else float("inf")):
+        run_for = args.seconds if args.seconds > 0 else float("inf")
+        if args.until:
+            run_for = max(0.0, args.until - time.time())
+        with trio.move_on_after(run_for) as scope:
+            if args.commands:
+                nursery.start_soon(commands, scope)
             while True:
                 await trio.sleep(0.05)
                 activity()
                 p.driver.poke()
-        say(**status(p))
+        if not args.commands:
+            say(**status(p))
+        if args.until:  # everyone reports at one instant; then goodbyes, so no report sees another's
+            await trio.sleep(args.linger)
         if p.node is not None:  # goodbyes go out before the socket closes
             p.node.leave(time.monotonic())
             p.driver.flush()
@@ -107,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text", default="", help="the hosted document's first text")
     parser.add_argument("--append", default="", help="text to append once the document arrived")
     parser.add_argument("--seconds", type=float, default=0.0)
+    parser.add_argument("--until", type=float, default=0.0,
+                        help="wall-clock time (time.time()) to print the final status, then linger and leave")
+    parser.add_argument("--linger", type=float, default=1.0)
+    parser.add_argument("--commands", action="store_true",
+                        help='read stdin: "status" prints the status, end of input leaves the session')
     args = parser.parse_args(argv)
     if args.command == "join" and not args.token:
         parser.error("join needs a token")

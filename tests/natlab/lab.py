@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 WAN = "203.0.113"
 TURN_USER, TURN_PASSWORD, TURN_REALM = "covim", "relay-secret", "covim.lab"
-KINDS = ("port-restricted", "symmetric")
+KINDS = ("full-cone", "restricted-cone", "port-restricted", "symmetric")
 
 NAT_RULES = """
 table ip covim_nat {{
@@ -65,6 +65,68 @@ table ip covim_nat {{
   }}
 }}
 """
+
+
+# Cone NATs (DESIGN.md section 3): masquerade keeps one public port per inner socket (EIM); the
+# map "fwd" (public port -> inner ip . port), filled after SNAT from conntrack, lets any remote in
+# (full cone, EIF); the set "seen" (remote ip . public port) gates it by remote address
+# (restricted cone, ADF).  With ``hairpin``, the LAN reaches its own public address through the map.
+CONE_RULES = """
+table ip covim_nat {{
+  map pubmap {{ type inet_service : ipv4_addr . inet_service; flags dynamic,timeout; timeout 5m; }}
+  set seenset {{ type ipv4_addr . inet_service; flags dynamic,timeout; timeout 5m; }}
+  chain prerouting {{
+    type nat hook prerouting priority dstnat; policy accept;
+    iifname "wan" {gate}dnat ip to udp dport map @pubmap
+    {hairpin_in}
+  }}
+  chain postrouting {{
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "wan" masquerade
+    {hairpin_out}
+  }}
+  chain learn {{
+    type filter hook postrouting priority srcnat + 10; policy accept;
+    oifname "wan" meta l4proto udp update @pubmap {{ ct reply proto-dst : ct original ip saddr . ct original proto-src }}
+    oifname "wan" meta l4proto udp update @seenset {{ ip daddr . ct reply proto-dst }}
+  }}
+  chain input {{
+    type filter hook input priority filter; policy drop;
+    iifname "lo" accept
+    iifname "lan" accept
+    ct state established,related accept
+  }}
+  chain forward {{
+    type filter hook forward priority filter; policy drop;
+    iifname "lan" accept
+    ct state established,related accept
+    ct status dnat accept
+  }}
+}}
+"""
+
+FIREWALL_RULES = """
+table ip covim_fw {
+  chain input {
+    type filter hook input priority filter; policy drop;
+    iifname "lo" accept
+    ct state established,related accept
+    meta l4proto icmp accept
+  }
+}
+"""
+
+
+def nat_rules(kind: str, wan_ip: str, lan: int, hairpin: bool) -> str:
+    if kind in ("port-restricted", "symmetric"):
+        if hairpin:
+            raise ValueError("hairpinning is built for cone NATs only")
+        return NAT_RULES.format(random=" fully-random" if kind == "symmetric" else "")
+    gate = "ip saddr . udp dport @seenset " if kind == "restricted-cone" else ""
+    hairpin_in = (f'iifname "lan" ip daddr {wan_ip} udp dport @pubmap dnat ip to udp dport map @pubmap'
+                  if hairpin else "")
+    hairpin_out = (f'oifname "lan" ip saddr 10.0.{lan}.0/24 ct status dnat snat ip to {wan_ip}' if hairpin else "")
+    return CONE_RULES.format(gate=gate, hairpin_in=hairpin_in, hairpin_out=hairpin_out)
 
 
 def missing() -> str | None:
@@ -147,10 +209,16 @@ class NatLab:
         run("ip", "-n", ns, "link", "set", "wan", "up")
         return ip
 
-    def public(self, name: str, octet: int) -> Host:
+    def public(self, name: str, octet: int, *, firewall: bool = False) -> Host:
+        """A host on the public side; ``firewall``: a stateful firewall drops what it did not ask for."""
         ns = self._namespace(name)
         ip = self._wan(ns, octet)
-        return Host(ns, ip, ip)
+        if firewall:
+            done = subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=FIREWALL_RULES,
+                                  capture_output=True, text=True, timeout=30)
+            if done.returncode != 0:
+                raise RuntimeError(f"nft firewall rules failed: {done.stderr.strip()}")
+        return Host(ns, ip, ip, "firewall" if firewall else "")
 
     def stun_server(self, octet: int) -> Host:
         """coturn on a public host with two addresses (``octet`` and ``octet + 1``), which
@@ -178,7 +246,7 @@ class NatLab:
             time.sleep(0.02)
         return host
 
-    def behind_nat(self, name: str, kind: str, octet: int, lan: int) -> Host:
+    def behind_nat(self, name: str, kind: str, octet: int, lan: int, *, hairpin: bool = False) -> Host:
         if kind not in KINDS:
             raise ValueError(f"unknown NAT kind {kind!r}; known: {', '.join(KINDS)}")
         router = self._namespace(f"{name}-nat")
@@ -188,7 +256,7 @@ class NatLab:
         run("ip", "-n", router, "link", "set", "lan", "up")
         run("ip", "netns", "exec", router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
         no_bridge_netfilter(router)
-        rules = NAT_RULES.format(random=" fully-random" if kind == "symmetric" else "")
+        rules = nat_rules(kind, wan_ip, lan, hairpin)
         done = subprocess.run(["ip", "netns", "exec", router, "nft", "-f", "-"], input=rules,
                               capture_output=True, text=True, timeout=30)
         if done.returncode != 0:
