@@ -4,9 +4,12 @@ The type names are pystun3's (RFC 3489 classification, DESIGN.md section 3).
 Which pairs can punch a direct hole follows from RFC 4787's terms: a NAT with
 endpoint-independent mapping (every cone) keeps one public port for all
 destinations, so the address the introducer saw is the one a peer must use;
-a symmetric NAT maps a new port per destination, so only a peer that can
-accept anything (open, full cone) reaches it; the others need a TURN relay
-(``g:covim_turn``).
+a symmetric NAT maps a new port per destination, so only a peer whose NAT
+filters by address alone or not at all (open, full cone, restricted cone)
+accepts what it sends; a peer that filters by port (port-restricted cone, a
+stateful firewall, another symmetric NAT) needs a TURN relay
+(``g:covim_turn``).  The NAT lab's pair matrix (tests/natlab/test_matrix.py)
+checks every one of these sentences.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ SYMMETRIC, FIREWALL, BLOCKED = "Symmetric NAT", "Symmetric UDP Firewall", "Block
 ADVICE = {
     OPEN: "no NAT: peers can reach you directly",
     FULL_CONE: "a full-cone NAT: direct links work with everyone",
-    RESTRICTED: "a restricted-cone NAT: direct links work, by hole punching",
+    RESTRICTED: "a restricted-cone NAT: direct links work with everyone, by hole punching",
     PORT_RESTRICTED: "a port-restricted cone NAT: direct links work, except with peers behind a symmetric NAT",
-    SYMMETRIC: "a symmetric NAT: direct links work only with open or full-cone peers; set g:covim_turn to relay "
-               "to the others (without it their edits reach you only through the host's periodic sync)",
-    FIREWALL: "a firewall that only lets answers in: direct links work only with open peers",
+    SYMMETRIC: "a symmetric NAT: direct links work with open, full-cone and restricted-cone peers, not with "
+               "port-restricted, firewalled or symmetric ones; set g:covim_turn to relay to those (without it "
+               "their edits reach you only through the host's periodic sync)",
+    FIREWALL: "a firewall that only lets answers in: direct links work by hole punching, except with peers "
+              "behind a symmetric NAT",
     BLOCKED: "no answer from the STUN server: UDP may be blocked, or the server is down",
 }
 

@@ -1,4 +1,4 @@
-from covim_p2p.proto.natclass import ADVICE, BLOCKED, PORT_RESTRICTED, SYMMETRIC, failed, report
+from covim_p2p.proto.natclass import ADVICE, BLOCKED, FIREWALL, PORT_RESTRICTED, RESTRICTED, SYMMETRIC, failed, report
 
 
 def test_report_says_what_the_nat_means_and_where_we_are():
@@ -17,3 +17,12 @@ def test_unknown_answers_and_failures_are_sentences():
     assert report(BLOCKED, None, None).text.startswith("NAT check: no answer from the STUN server")
     assert failed("KeyError: '0000'") .text == "NAT check failed: KeyError: '0000'"
     assert failed("x").kind == ""
+
+
+def test_the_advice_matches_the_nat_lab_matrix():
+    """tests/natlab/test_matrix.py: a firewalled peer links directly with every cone peer (the old text
+    said "only with open peers"); a symmetric NAT links with open, full-cone and restricted-cone peers."""
+    assert "except with peers behind a symmetric NAT" in ADVICE[FIREWALL] and "only with open" not in ADVICE[FIREWALL]
+    assert "open, full-cone and restricted-cone" in ADVICE[SYMMETRIC]
+    assert "port-restricted, firewalled or symmetric" in ADVICE[SYMMETRIC]
+    assert "with everyone" in ADVICE[RESTRICTED]
