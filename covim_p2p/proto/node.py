@@ -50,10 +50,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ..editor.edits import TextEdit
+from .attribution import awareness_clients_untrusted, refusal, request_vector
 from .channel import ChannelError
 from .codec import DecodeError
 from .drops import Drops
-from .document import SharedDocument
+from .document import SharedDocument, decode_state_vector_untrusted
 from .events import Event, JoinFailed, Joined, PeerDown, PeerUp, Problem, Synced
 from .framing import KIND_HANDSHAKE, KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Frame, Hello, Ping, Pong, decode_datagram_untrusted, \
     decode_peer_body_untrusted
@@ -141,9 +142,17 @@ class PeerNode:
 
     # ---- editor inputs -----------------------------------------------------
 
+    @property
+    def read_only(self) -> bool:
+        """Joined with a read-only token: every peer refuses our edits (keys.py), so we make none."""
+        return not self.wire.keys.can_write
+
     def local_edits(self, edits: list[TextEdit], now: float) -> None:
         self._now = now
         self.document.now_ms = int(now * 1000)
+        if self.read_only:
+            self._events.append(Problem("this session is read-only for you: your change was not shared"))
+            return
         for deps, update in self.document.local_edits(edits):
             self._broadcast(Update(deps, update))
 
@@ -365,7 +374,7 @@ class PeerNode:
                 if _is_fatal(exc):
                     raise
                 self._events.append(Problem(f"could not apply {link.name}'s change ({type(exc).__name__}: {exc}); resyncing"))
-                link.channel.send(encode_session_message(SyncStep1(self.document.state_vector())))
+                link.channel.send(encode_session_message(SyncStep1(self._request_vector(link))))
 
     def _link_up(self, link: Link, now: float) -> None:
         link.up = True
@@ -378,16 +387,36 @@ class PeerNode:
         self._events.append(PeerUp(link.peer_id, link.name))
 
     def _start_sync(self, link: Link) -> None:
-        link.channel.send(encode_session_message(SyncStep1(self.document.state_vector())))
+        link.channel.send(encode_session_message(SyncStep1(self._request_vector(link))))
         link.channel.send(encode_session_message(AwarenessUpdate(self.presence.own_update())))
+
+    def _others(self, link: Link) -> set[int]:
+        """Client ids of the other peers we hold a proven, up link to (attribution.py)."""
+        return {l.client_id for l in self.links.values() if l is not link and l.up and l.client_id is not None}
+
+    def _request_vector(self, link: Link) -> bytes:
+        return request_vector(decode_state_vector_untrusted(self.document.state_vector()), self._others(link))
+
+    def _refused(self, link: Link, update: bytes, direct: bool) -> bool:
+        """attribution.py: edits count only from the static key (and client id) that made them."""
+        why = refusal(update, decode_state_vector_untrusted(self.document.state_vector()), link.client_id,
+                      link.writer, self._others(link), direct)
+        if why is not None:
+            self.drops.add(why)
+        return why is not None
 
     def _on_session_message(self, link: Link, msg: SessionMessage, now: float) -> None:
         doc = self.document
         if isinstance(msg, Update):
-            doc.receive_update(msg.dependencies, msg.update)
+            if not self._refused(link, msg.update, direct=True):
+                doc.receive_update(msg.dependencies, msg.update)
         elif isinstance(msg, SyncStep1):
             link.channel.send(encode_session_message(SyncStep2(doc.diff_since(msg.state_vector))))
         elif isinstance(msg, SyncStep2):
+            if self._refused(link, msg.update, direct=False):
+                if link.writer:  # a link came up while it travelled: ask again, for the right part
+                    link.channel.send(encode_session_message(SyncStep1(self._request_vector(link))))
+                return
             doc.apply_sync(msg.update)
             # Another joiner may still be empty itself: only the host's peer (or, once
             # the host is gone, anyone) proves we now hold the whole document.
@@ -395,6 +424,9 @@ class PeerNode:
                 self.synced = True
                 self._events.append(Synced())
         elif isinstance(msg, AwarenessUpdate):
+            if any(c != link.client_id for c in awareness_clients_untrusted(msg.update)):
+                self.drops.add("forged cursor")
+                return
             link.client_ids |= self.presence.apply(msg.update, link.peer_id, now)
 
     def _replaced_by(self, member: Member) -> None:
@@ -479,7 +511,7 @@ class PeerNode:
                     link.ping_due = True
                     link.next_ping = now + PING_INTERVAL
                 if now >= link.next_resync:
-                    link.channel.send(encode_session_message(SyncStep1(self.document.state_vector())))
+                    link.channel.send(encode_session_message(SyncStep1(self._request_vector(link))))
                     link.next_resync = now + RESYNC_INTERVAL
             elif now >= link.next_hello:
                 link.hello_reply_due = True  # send a probe

@@ -13,7 +13,12 @@ from pathlib import Path
 
 from covim_p2p.proto.framing import (KIND_HANDSHAKE, KIND_PEER, KIND_RENDEZVOUS, decode_datagram_untrusted,
                                      encode_datagram)
-from covim_p2p.proto.link import LINK_TIMEOUT, PROBE_TIMEOUT
+from pycrdt import Awareness, Doc, Text
+
+from covim_p2p.editor.edits import TextEdit
+from covim_p2p.proto.events import Problem
+from covim_p2p.proto.link import LINK_TIMEOUT, PROBE_TIMEOUT, RESYNC_INTERVAL
+from covim_p2p.proto.messages import AwarenessUpdate, SyncStep2, Update, encode_session_message
 from covim_p2p.proto.noise import HandshakeState
 from covim_p2p.proto.seal import DatagramSeal, session_seal
 
@@ -144,3 +149,62 @@ def test_handshakes_from_3000_made_up_members_make_no_state():
     assert not any(a == ATTACKER for _, a in stack.datagrams_to_send(t))
     mesh.run(t + PROBE_TIMEOUT + LINK_TIMEOUT + 5.0)
     assert set(host.links) == {p1.peer_id} and host.links[p1.peer_id].up
+
+
+def _their_edit(mesh, client_id: int, text: str) -> tuple[bytes, bytes]:
+    """An update inserting ``text`` made as if by Yjs client ``client_id`` on top of the host's state."""
+    doc = Doc(client_id=client_id)
+    doc.apply_update(mesh.nodes["host"].document.doc.get_update())
+    before = doc.get_state()
+    doc.get("content", type=Text).insert(0, text)
+    return before, doc.get_update(before)
+
+
+def test_a_member_cannot_forge_another_members_edit_or_cursor():
+    """p1 holds the token and a proven link to the host, and tries to speak as p2."""
+    mesh = build(2, initial_text="base\n")
+    host, p1, p2 = mesh.nodes["host"], mesh.nodes["p1"], mesh.nodes["p2"]
+    to_host = p1.links[HOST_ID].channel
+    deps, forged = _their_edit(mesh, p2.document.client_id, "p2 never typed this ")
+    to_host.send(encode_session_message(Update(deps, forged)))  # as p2's own transaction
+    to_host.send(encode_session_message(SyncStep2(forged)))  # as a resync relaying p2's work
+    spoofed = Awareness(Doc(client_id=p2.document.client_id))
+    spoofed.set_local_state({"user": {"name": "p2"}, "cursor": {"anchor": {"offset": 0}, "head": {"offset": 0}}})
+    to_host.send(encode_session_message(AwarenessUpdate(spoofed.encode_awareness_update([p2.document.client_id]))))
+    before = dict(host.drops.by_reason)
+    mesh.run(mesh.net.now + 1.0)
+    assert host.drops.by_reason["forged edit"] - before.get("forged edit", 0) >= 2
+    assert host.drops.by_reason["forged cursor"] - before.get("forged cursor", 0) == 1
+    assert "never typed" not in str(host.document)
+    # p1 may still edit as itself, and p2's real edits still count
+    mesh.editors["p1"].insert(0, "p1 typed this ", mesh.net.now)
+    mesh.editors["p2"].insert(0, "p2 typed this ", mesh.net.now)
+    mesh.settle(10.0)
+    assert "p1 typed this " in str(host.document) and "p2 typed this " in str(host.document)
+    assert "never typed" not in str(host.document)
+
+
+def test_a_read_only_guest_reads_and_points_but_every_peer_refuses_its_edits():
+    mesh = build(1, initial_text="read me\n")
+    host, p1 = mesh.nodes["host"], mesh.nodes["p1"]
+    guest = mesh.join("guest", 3, token=TOKEN.read_only_token())
+    other = mesh.join("lurker", 4, token=TOKEN.read_only_token())
+    mesh.settle()
+    assert str(guest.document) == "read me\n" and guest.read_only and not host.read_only
+    assert not host.links[guest.peer_id].writer and host.links[p1.peer_id].writer
+    assert guest.links[HOST_ID].writer  # a guest verifies writers with the public key in its token
+    guest.set_cursor(2, 2, mesh.net.now)
+    mesh.run(mesh.net.now + 1.0)
+    assert "guest" in [name for _, name, _, _ in host.cursors()]  # its cursor is shown
+    guest.local_edits([TextEdit(0, 0, "polite try ")], mesh.net.now)  # the unpatched node refuses
+    assert str(guest.document) == "read me\n" and isinstance(mesh.editors["guest"].node.next_event(), Problem)
+    # patched: it changes its own document and sends the update anyway
+    for deps, update in guest.document.local_edits([TextEdit(0, 0, "vandal ")]):
+        guest._broadcast(Update(deps, update))
+    mesh.run(mesh.net.now + 2 * RESYNC_INTERVAL)
+    for node in (host, p1, other):
+        assert str(node.document) == "read me\n", node.name
+        assert node.drops.by_reason["read-only"] >= 1
+    mesh.editors["p1"].insert(0, "writers still write ", mesh.net.now)
+    mesh.run(mesh.net.now + 1.0)
+    assert str(other.document) == "writers still write read me\n"
