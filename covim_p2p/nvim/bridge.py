@@ -212,7 +212,10 @@ class BufferBridge:
             self.nvim.exec_lua("require('covim').set_cursors(...)", self.buf, self.ns, marks, stale, async_=True)
         if self._unlock_due():
             self.locked = False
-            self.nvim.api.set_option_value("modifiable", True, {"buf": self.buf}, async_=True)
+            if self.node.read_only:  # a read-only token: the peers would refuse our edits (keys.py)
+                self.report("read-only session: you can read along and show your cursor, not edit", "WarningMsg")
+            else:
+                self.nvim.api.set_option_value("modifiable", True, {"buf": self.buf}, async_=True)
 
     # ---- cursors ----------------------------------------------------------------
 

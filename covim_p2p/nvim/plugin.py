@@ -26,7 +26,7 @@ from .trio_host import TrioHost
 DEFAULT_PORT = 8555
 SUBCOMMANDS = ["host", "connect", "start", "add", "token", "disconnect", "quit", "status"]
 USAGE = ("usage: :CoVim host [port] [name] | connect <token> [name] | start [port] | add <token> "
-         "| token | disconnect | quit | status")
+         "| token [readonly] | disconnect | quit | status")
 
 
 class UserError(Exception):
@@ -355,13 +355,22 @@ class CoVimPlugin:
         self.nvim.api.win_set_buf(0, buf)
         return buf
 
-    def _share_token(self, intro: str | None) -> None:
+    def _share_token(self, intro: str | None, text: str | None = None) -> None:
         """The token into the registers and onto the screen in one line (lua/covim/token.lua)."""
-        self.nvim.exec_lua("require('covim.token').share(...)", self.session.token_text, intro)
+        self.nvim.exec_lua("require('covim.token').share(...)", text or self.session.token_text, intro)
 
     def _cmd_token(self, rest: list[str]) -> None:
         if self.session is None or self.session.stopped:
             raise UserError("not in a session: :CoVim host makes a token")
+        if rest and rest[0] == "readonly":  # guests who may read and point, not edit (keys.py)
+            token = getattr(self.session, "token", None)
+            if not isinstance(token, SessionToken):
+                raise UserError("a read-only token comes from a session: :CoVim host first")
+            self._share_token("read-only token (its holders can read and show a cursor; every peer refuses "
+                              "their edits)", token.read_only_token().encode())
+            return
+        if rest:
+            raise UserError("usage: :CoVim token [readonly]")
         self._share_token(None)
 
     def _cmd_disconnect(self, rest: list[str]) -> None:

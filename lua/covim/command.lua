@@ -94,9 +94,12 @@ function M.complete(arglead, cmdline, pos)
     choices = index == 2 and { sub == 'host' and '8555' or '0', sub == 'host' and '0' or '8555', name }
       or index == 3 and { name } or {}
   elseif sub == 'connect' then
-    choices = index == 2 and registers('covim1-') or index == 3 and { name } or {}
+    choices = index == 2 and vim.list_extend(registers('covim1-'), registers('covim1r-')) or index == 3 and { name }
+      or {}
   elseif sub == 'add' then
     choices = index == 2 and registers('covim1p-') or {}
+  elseif sub == 'token' then
+    choices = index == 2 and { 'readonly' } or {}
   end
   return vim.tbl_filter(function(c) return vim.startswith(c, arglead) end, choices)
 end
@@ -104,7 +107,7 @@ end
 function M.define()
   vim.api.nvim_create_user_command('CoVim', function(opts) M.run(opts.fargs) end, {
     nargs = '*', complete = M.complete, force = true,
-    desc = 'covim: host | connect <token> | start | add <token> | token | disconnect | quit | status',
+    desc = 'covim: host | connect <token> | start | add <token> | token [readonly] | disconnect | quit | status',
   })
   vim.api.nvim_create_user_command('CoVimInstall', function() require('covim.install').command() end, {
     nargs = 0, force = true, desc = "covim: install the Python half and register the remote plugin",
