@@ -410,6 +410,8 @@ class Introducer:
         else:
             claim.join, claim.addr = msg, addr
             self._settle_claim(name, now)
+            if name in self._claims:  # still waiting: ask again with each retry, a CHECK may be lost
+                self._send(Check(), holder.member)
 
     def _settle_claim(self, name: str, now: float) -> None:
         claim = self._claims[name]
