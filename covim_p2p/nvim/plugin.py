@@ -169,6 +169,7 @@ class CoVimPlugin:
             self._joined(session)
         elif isinstance(event, ev.Synced):
             self.info("the shared document has arrived; you can edit now")
+            self.nvim.async_call(lambda: self._adopt_meta(session))
         elif isinstance(event, ev.JoinFailed):
             log.error("could not join session %016x: %s", session.token.session, event.reason)
             self.error(f"could not join: {event.reason}")
@@ -261,6 +262,7 @@ class CoVimPlugin:
             raise UserError(describe(bad))
         factory = self._ensure_engine()
         self.session = self._open(lambda: factory.host(buf, port, name))
+        self._share_meta(self.session, buf)
         self._show_token(self.session)
         self._joined(self.session)
 
@@ -354,6 +356,25 @@ class CoVimPlugin:
         self.nvim.api.set_option_value("swapfile", False, {"buf": buf})
         self.nvim.api.win_set_buf(0, buf)
         return buf
+
+    def _share_meta(self, session, buf: int) -> None:
+        """The host's file name (base name) and filetype go in the document for the guests."""
+        path = self.nvim.api.buf_get_name(buf)
+        filetype = self.nvim.api.get_option_value("filetype", {"buf": buf})
+        meta = {k: v for k, v in (("name", os.path.basename(path)), ("filetype", filetype)) if v}
+        if meta:
+            session.node.document.set_meta(**meta)  # before anyone joined: the first sync carries it
+
+    def _adopt_meta(self, session) -> None:
+        """A guest's buffer takes the host's file name and filetype (lua/covim/guest.lua)."""
+        if session is not self.session or session.bridge is None:
+            return
+        try:
+            meta = session.node.document.meta_untrusted()
+            self.nvim.exec_lua("require('covim.guest').adopt(...)", session.bridge.buf,
+                               meta.get("name", ""), meta.get("filetype", ""))
+        except Exception as exc:  # noqa: BLE001 - the session goes on in the covim:// buffer
+            self.report(f"could not name the shared buffer after the host's file: {exc}", "WarningMsg")
 
     def _share_token(self, intro: str | None, text: str | None = None) -> None:
         """The token into the registers and onto the screen in one line (lua/covim/token.lua)."""

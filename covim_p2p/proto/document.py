@@ -4,6 +4,9 @@ Rules:
 
 * One ``Y.Text`` named ``content`` holds the buffer as ``"\\n".join(lines)``;
   indices are UTF-8 bytes (pycrdt 0.14.13, pinned; a test pins the unit).
+* A ``Y.Map`` named ``meta`` beside it carries the host's file ``name`` (a
+  base name) and ``filetype``, as plain strings: Yjs peers read and write it
+  as any map.  Receivers treat it as untrusted (``meta_untrusted``).
 * Every local transaction produces an update message carrying the sender's
   state vector from just before it (its *dependencies*).  A receiver applies
   an update only once its own state vector covers those dependencies, and
@@ -39,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pycrdt import Awareness, Doc, StickyIndex, Text, UndoManager
+from pycrdt import Awareness, Doc, Map, StickyIndex, Text, UndoManager
 from pycrdt._transaction import hash_origin
 
 from ..editor.edits import TextEdit, coalesce, delta_to_edits
@@ -48,6 +51,8 @@ from .codec import DecodeError
 LOCAL = "covim-local"
 UNDO = "covim-undo"  # an undo, applied to the shared Doc: it must reach the buffer, not the mirror again
 TEXT_NAME = "content"
+META_NAME = "meta"  # a Y.Map beside the text: the host's file "name" (a base name) and "filetype"
+META_MAX = 255  # bytes per meta value; longer or non-string values are ignored
 MAX_HELD_BACK = 10_000
 MAX_HELD_BACK_BYTES = 64 << 20  # and at most this much of them
 UNDO_CAPTURE_MS = 500  # keystrokes closer than this undo together, like one insert in Neovim
@@ -201,6 +206,27 @@ class SharedDocument:
         finally:
             self.doc.unobserve(sub)
         return [(before, update) for update in updates]
+
+    # ---- the session's file: name and filetype ---------------------------
+
+    def set_meta(self, **values: str) -> list[tuple[bytes, bytes]]:
+        """The host says what the shared text is (name=, filetype=); returns what to broadcast."""
+        meta = self.doc.get(META_NAME, type=Map)
+
+        def change() -> None:
+            with self.doc.transaction(origin=LOCAL):
+                for key, value in values.items():
+                    meta[key] = str(value)
+        return self._capture(change)
+
+    def meta_untrusted(self) -> dict[str, str]:
+        """The meta map as a peer wrote it: string values of at most META_MAX bytes only."""
+        try:
+            items = dict(self.doc.get(META_NAME, type=Map))
+        except Exception:  # noqa: BLE001 - a peer put another type under that name
+            return {}
+        return {k: v for k, v in items.items()
+                if isinstance(k, str) and isinstance(v, str) and len(v.encode("utf-8")) <= META_MAX}
 
     # ---- remote side -----------------------------------------------------
 
