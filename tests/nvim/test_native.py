@@ -151,6 +151,7 @@ def test_completion(nvim_factory):
     nvim.funcs.setreg('"', token)
     assert complete("CoVim connect ") == [token]
     assert complete("CoVim add ") == []
+    assert complete("CoVim token r") == ["readonly"]
 
 
 def test_undo_remaps_can_be_turned_off(nvim_factory):
