@@ -11,12 +11,13 @@ function M.safe_name(name)
   return name
 end
 
-local function free_path(dir, name)
+local function free_path(buf, dir, name)
   local stem, ext = name:match('^(.+)(%.[^.]+)$')
   stem, ext = stem or name, ext or ''
   for i = 0, 99 do
     local path = dir .. '/' .. (i == 0 and name or string.format('%s~%d%s', stem, i, ext))
-    if vim.fn.bufexists(path) == 0 then return path end
+    local other = vim.fn.bufnr(path)
+    if other == -1 or other == buf then return path end  -- a rejoin reuses its own buffer and name
   end
 end
 
@@ -26,8 +27,8 @@ function M.adopt(buf, name, filetype)
   name = M.safe_name(name)
   if name then
     local old = vim.api.nvim_buf_get_name(buf)
-    local path = free_path(vim.fn.getcwd(), name)
-    if path then
+    local path = free_path(buf, vim.fn.getcwd(), name)
+    if path and path ~= old then
       vim.api.nvim_buf_set_name(buf, path)
       vim.bo[buf].buftype = ''
       vim.bo[buf].swapfile = false

@@ -4,6 +4,8 @@ never overwrites a different file there, :w {file} works."""
 
 from __future__ import annotations
 
+import time
+
 import pynvim
 import pytest
 
@@ -47,6 +49,15 @@ def test_guest_buffer_has_the_hosts_name_and_filetype_and_saves(nvim_factory, tm
     # The session goes on in the renamed buffers.
     b.current.buffer.append("# from bob")
     assert wait_converged([a, b, c])[-1] == "# from bob"
+
+    # A rejoin reuses its buffer and keeps its name (not main~1.py).
+    b.command("CoVim disconnect")
+    connect(b, token, "bob")
+    wait_mesh([a, b, c])
+    wait_converged([a, b, c])
+    time.sleep(0.3)  # the rename, if any, follows the document
+    assert b.current.buffer.name == str(tmp_path / "bob" / "main.py")
+    assert not [x for x in b.api.list_bufs() if "main~" in b.api.buf_get_name(x)]
 
 
 def test_safe_names(nvim_factory):
