@@ -75,6 +75,8 @@ def read_addr(r: Reader) -> Addr:
 # ---- peer frames -------------------------------------------------------------
 
 F_HELLO, F_DATA, F_ACK, F_PING, F_PONG, F_BYE = 1, 2, 3, 4, 5, 6
+F_FORWARD_TO, F_FORWARDED = 7, 8
+MAX_FORWARDED = MAX_DATAGRAM + 100  # a whole covim datagram rides inside
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +117,18 @@ class Bye:
     reason: str = ""
 
 
-Frame = Hello | Data | Ack | Ping | Pong | Bye
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """A whole datagram (sealed end to end for its receiver) carried by a mesh peer.
+
+    ``outbound``: sent to the forwarder, ``peer`` is where it goes (FORWARD_TO); else sent by the
+    forwarder, ``peer`` is who sent it (FORWARDED)."""
+    peer: int
+    datagram: bytes
+    outbound: bool
+
+
+Frame = Hello | Data | Ack | Ping | Pong | Bye | Forward
 MAX_ACK_RANGES = 32
 
 
@@ -156,6 +169,11 @@ def _write_frames(out: bytearray, frames: list[Frame]) -> None:
             append(F_BYE)
             write_varuint(out, len(reason))
             out += reason
+        elif isinstance(f, Forward):
+            append(F_FORWARD_TO if f.outbound else F_FORWARDED)
+            write_varuint(out, f.peer)
+            write_varuint(out, len(f.datagram))
+            out += f.datagram
         else:  # pragma: no cover - programming error
             raise TypeError(f"not a frame: {f!r}")
 
@@ -220,6 +238,10 @@ def decode_frames_untrusted(body: bytes) -> list[Frame]:
         elif t == F_BYE:
             reason, pos = read_text(body, pos, 256)
             frames.append(Bye(reason))
+        elif t in (F_FORWARD_TO, F_FORWARDED):
+            peer, pos = read_varuint(body, pos)
+            inner, pos = read_blob(body, pos, MAX_FORWARDED)
+            frames.append(Forward(peer, inner, t == F_FORWARD_TO))
         else:
             raise DecodeError(f"unknown frame type {t}")
     return frames

@@ -44,6 +44,7 @@ class Link:
     relays: tuple[Addr, ...] = ()  # the peer's relayed addresses (paths.py ranks them last)
     path: PathChoice = field(default_factory=PathChoice)
     upgrade_probe_due: bool = False
+    forwarders: tuple[Addr, ...] = ()  # forwarding.py: "through B" addresses probed too, as a last resort
     up: bool = False
     is_host: bool = False  # the host's peer always holds the whole document
     introduced: bool = True  # False: opened by the peer's HELLO before the introducer named it

@@ -56,8 +56,9 @@ from .codec import DecodeError
 from .drops import Drops
 from .document import SharedDocument, decode_state_vector_untrusted
 from .events import Event, JoinFailed, Joined, PeerDown, PeerUp, Problem, Synced
-from .framing import KIND_HANDSHAKE, KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Frame, Hello, Ping, Pong, decode_datagram_untrusted, \
-    decode_peer_body_untrusted
+from . import forwarding
+from .framing import KIND_HANDSHAKE, KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Forward, Frame, Hello, Ping, Pong, \
+    decode_datagram_untrusted, decode_peer_body_untrusted
 from .link import PING_INTERVAL, PROBE_FIRST, PROBE_MAX, RESYNC_INTERVAL, Link
 from .messages import (AwarenessUpdate, SessionMessage, SyncStep1, SyncStep2, Update,
                        decode_session_message_untrusted, encode_session_message)
@@ -115,6 +116,8 @@ class PeerNode:
         self._next_join = now
         self._last_epoch = 0
         self.wire = PeerWire(token, peer_id, turn, random_bytes, client_id=client_id, drops=self.drops)
+        self.wire.forward = self._forward_out  # forwarding.py: paths through a mesh peer
+        self._forward_budget = forwarding.Budget()
         self.is_host = introducer is not None
         self._relay_announced = False
         self.observed: Addr | None = None  # our public address as the introducer saw it (WELCOME)
@@ -198,7 +201,9 @@ class PeerNode:
         self.presence.changed = value
 
     def peers_status(self) -> list[dict[str, Any]]:
-        return [{"name": link.name, "addr": f"{link.addr[0]}:{link.addr[1]}",
+        names = {l.peer_id: l.name for l in self.links.values()}
+        return [{"name": link.name, "addr": f"via {names.get(link.path.via, '?')}" if link.path.via else
+                 f"{link.addr[0]}:{link.addr[1]}",
                  "path": link.path.kind,
                  "rtt_ms": link.rtt_ms(), "up": link.up}
                 for link in self.links.values()]
@@ -332,7 +337,8 @@ class PeerNode:
         current = dst_epoch == link.epoch  # DATA/ACK for an older incarnation of ours are meaningless
         if not link.up and addr != link.addr:  # a candidate answered: keep the others for a re-probe
             link.candidates = tuple(a for a in (link.addr, *link.candidates) if a != addr)
-        if link.path.heard(addr, via_relay, via_relay or addr in link.relays, now) or not link.up:
+        via = forwarding.via_of(addr)
+        if link.path.heard(addr, via_relay, via_relay or addr in link.relays, now, via) or not link.up:
             link.addr, link.via_relay = link.path.addr or addr, link.path.via_relay  # paths.py: direct first
         link.last_rx = now
         if keys is not None:  # what the handshake proved: who this is, and whether it may write
@@ -359,6 +365,9 @@ class PeerNode:
                 if frame.nonce == link.ping_nonce and link.ping_sent_at is not None:
                     link.rtt = now - link.ping_sent_at
                     link.ping_sent_at = None
+            elif isinstance(frame, Forward):
+                if not via:  # a forwarded datagram's own FORWARD frames are ignored: no chains
+                    self._on_forward(link, frame, now)
             elif isinstance(frame, Bye):
                 if dst_epoch not in (0, link.epoch):
                     continue
@@ -375,6 +384,27 @@ class PeerNode:
                     raise
                 self._events.append(Problem(f"could not apply {link.name}'s change ({type(exc).__name__}: {exc}); resyncing"))
                 link.channel.send(encode_session_message(SyncStep1(self._request_vector(link))))
+
+    def _on_forward(self, link: Link, frame: Forward, now: float) -> None:
+        """forwarding.py: pass FORWARD_TO on between two up, introduced links; open FORWARDED."""
+        if not frame.outbound:
+            self._receive(frame.datagram, forwarding.pseudo(frame.peer, link.peer_id), now, False)
+            return
+        target = self.links.get(frame.peer)
+        if (target is None or not target.up or not target.introduced or not link.introduced
+                or forwarding.parse(target.addr) is not None or not self._forward_budget.take(now)):
+            self.drops.add("not forwarded")
+            return
+        self._send_frames([Forward(link.peer_id, frame.datagram, False)], target.addr, target)
+
+    def _forward_out(self, datagram: bytes, addr: Addr) -> None:
+        """The wire has a datagram for "C through B": FORWARD_TO B, if B's link is up."""
+        dest, via = forwarding.parse(addr) or (0, 0)
+        forwarder = self.links.get(via)
+        if forwarder is None or not forwarder.up or forwarding.parse(forwarder.addr) is not None:
+            self.drops.add("no forwarder")
+            return
+        self._send_frames([Forward(dest, datagram, True)], forwarder.addr, forwarder)
 
     def _link_up(self, link: Link, now: float) -> None:
         link.up = True
@@ -514,6 +544,11 @@ class PeerNode:
                     link.channel.send(encode_session_message(SyncStep1(self._request_vector(link))))
                     link.next_resync = now + RESYNC_INTERVAL
             elif now >= link.next_hello:
+                if now >= link.created + forwarding.FORWARD_AFTER and link.introduced:  # last resort
+                    helpers = sorted((l for l in self.links.values() if l.up and l.introduced and l is not link
+                                      and forwarding.parse(l.addr) is None), key=lambda l: not l.is_host)
+                    link.forwarders = tuple(forwarding.pseudo(link.peer_id, l.peer_id)
+                                            for l in helpers[:forwarding.MAX_FORWARDERS])
                 link.hello_reply_due = True  # send a probe
                 link.next_hello = now + link.hello_interval
                 link.hello_interval = min(link.hello_interval * 2, PROBE_MAX)
@@ -566,7 +601,7 @@ class PeerNode:
             if frames:
                 self._send_frames(frames, link.addr, link)
                 if not link.up:
-                    for addr in link.candidates:
+                    for addr in (*link.candidates, *link.forwarders):
                         self._send_frames(frames, addr, link)
             if link.upgrade_probe_due:  # up on a relay: does a direct path answer yet? (paths.py)
                 link.upgrade_probe_due = False

@@ -25,6 +25,8 @@ Rules of the machine (one per link; ``now`` comes from outside):
   none, or the other way round), so any relayed datagram proves the link
   alive.  So a link switches at most once per ``DIRECT_STALE`` and never
   flaps between its copies.
+* A path through a forwarding mesh peer (``via``, node.py) ranks as a
+  relayed one: the last resort when neither a hole nor TURN exists.
 * While current is relayed, ``probe_due`` says every ``UPGRADE_PROBE`` that
   the node should send a HELLO to each of the peer's direct candidates: the
   gentle probing that finds a hole opened later.
@@ -45,9 +47,10 @@ INF = float("inf")
 class PathChoice:
     addr: Addr | None = None
     via_relay: bool = False  # we send through our own TURN allocation
-    relay: bool = False  # the current path is relayed (either side's TURN)
+    relay: bool = False  # the current path is relayed (either side's TURN, or a forwarding peer)
+    via: int = 0  # the mesh peer that forwards for us (0: none)
     last_rx: float = -INF  # last datagram on the current path
-    fallback: tuple[Addr, bool] | None = None  # the last relayed path heard while direct
+    fallback: tuple[Addr, bool, int] | None = None  # the last relayed path heard while direct
     fallback_rx: float = -INF
     next_probe: float = INF
     upgrades: int = 0
@@ -56,13 +59,15 @@ class PathChoice:
 
     @property
     def kind(self) -> str:
-        return "relay" if self.relay else "direct"
+        return "forwarded" if self.via else "relay" if self.relay else "direct"
 
-    def heard(self, addr: Addr, via_relay: bool, relay: bool, now: float) -> bool:
-        """A datagram arrived on this path; True when the current path changed."""
-        if self.addr is None or (addr, via_relay) == (self.addr, self.via_relay):
+    def heard(self, addr: Addr, via_relay: bool, relay: bool, now: float, via: int = 0) -> bool:
+        """A datagram arrived on this path (``via``: forwarded by that mesh peer); True when the
+        current path changed."""
+        relay = relay or bool(via)
+        if self.addr is None or (addr, via_relay, via) == (self.addr, self.via_relay, self.via):
             changed = self.addr is None
-            self._take(addr, via_relay, relay, now)
+            self._take(addr, via_relay, relay, now, via)
             return changed
         if not relay:
             if self.relay:
@@ -75,21 +80,21 @@ class PathChoice:
         if now - self.last_rx >= DIRECT_STALE:  # the direct path went quiet: this relay will do
             if not self.relay:
                 self.downgrades += 1
-            self._take(addr, via_relay, True, now)
+            self._take(addr, via_relay, True, now, via)
             return True
         if not self.relay:
-            self.fallback, self.fallback_rx = (addr, via_relay), now
+            self.fallback, self.fallback_rx = (addr, via_relay, via), now
         return False
 
-    def _take(self, addr: Addr, via_relay: bool, relay: bool, now: float) -> None:
-        if self.addr is not None and (addr, via_relay) != (self.addr, self.via_relay):
+    def _take(self, addr: Addr, via_relay: bool, relay: bool, now: float, via: int = 0) -> None:
+        if self.addr is not None and (addr, via_relay, via) != (self.addr, self.via_relay, self.via):
             self.switches += 1
         if relay and not self.relay:
             self.next_probe = now + UPGRADE_PROBE
         elif not relay:
             self.next_probe = INF
             self.fallback = None
-        self.addr, self.via_relay, self.relay, self.last_rx = addr, via_relay, relay, now
+        self.addr, self.via_relay, self.relay, self.via, self.last_rx = addr, via_relay, relay, via, now
 
     def get_timer(self) -> float | None:
         times = [self.next_probe]
@@ -102,9 +107,9 @@ class PathChoice:
         """Fall back to the relay if direct went silent; True when the current path changed."""
         if (self.fallback is not None and not self.relay and now - self.last_rx >= DIRECT_STALE
                 and self.fallback_rx > self.last_rx):
-            addr, via = self.fallback
+            addr, via_relay, via = self.fallback
             self.downgrades += 1
-            self._take(addr, via, True, now)
+            self._take(addr, via_relay, True, now, via)
             return True
         if self.fallback is not None and not self.relay and now - self.fallback_rx >= DIRECT_STALE:
             self.fallback = None  # the relay went quiet too: nothing to fall back to

@@ -27,6 +27,7 @@ from .rendezvous import Message, encode_message
 from .seal import INSTANCE_LEN, session_seal
 from .stun import looks_like_stun
 from .token import SessionToken
+from .forwarding import parse as parse_forwarded
 from .turn import TurnClient
 
 BODY_BUDGET = MAX_DATAGRAM - HEADER_LEN - TRANSPORT_OVERHEAD - 2 * 10  # minus the seal and two epochs (<= 10 B each)
@@ -48,6 +49,7 @@ class PeerWire:
         self.security = PairSecurity(self.keys, peer_id, random_bytes(32), client_id, random_bytes, self.drops)
         self._out: list[tuple[bytes, Addr]] = []
         self._relay_reported = False
+        self.forward: Callable[[bytes, Addr], None] | None = None  # the node wraps forwarded paths' datagrams
 
     # ---- in ------------------------------------------------------------------
 
@@ -115,6 +117,10 @@ class PeerWire:
         return self.seal.seal(kind, self.session, self.peer_id, body, receiver)
 
     def _emit(self, datagram: bytes, addr: Addr, via_relay: bool) -> None:
+        if parse_forwarded(addr) is not None:  # "to C, through mesh peer B" (forwarding.py)
+            if self.forward is not None:
+                self.forward(datagram, addr)
+            return
         turn = self.turn
         if via_relay and turn is not None and turn.state == "ready":
             self._out.append((turn.wrap(datagram, addr), turn.server))
@@ -131,7 +137,7 @@ class PeerWire:
     def permit(self, addrs: tuple[Addr, ...], now: float) -> None:
         """Let these addresses' hosts send to us through the relay."""
         if self.turn is not None:
-            for ip in {a[0] for a in addrs}:
+            for ip in {a[0] for a in addrs if parse_forwarded(a) is None}:
                 self.turn.permit(ip, now)
 
     def relay_problem(self) -> str | None:

@@ -292,7 +292,7 @@ def test_full_datagram_path_arbitrary_body_only_decode_error(body):
     "body, message",
     [
         (b"\x00", "unknown frame type 0"),
-        (b"\x07", "unknown frame type 7"),
+        (b"\x09", "unknown frame type 9"),
         (b"\x04\x01\xff", "unknown frame type 255"),
         (b"\x03\x00\x21", "ack with 33 ranges"),
         (b"\x02\x00\x00" + b"\xb1\x09" + b"x" * 1201, "field of 1201 bytes exceeds limit 1200"),

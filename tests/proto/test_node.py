@@ -680,10 +680,14 @@ def test_a_lost_update_is_retransmitted():
     assert p1.links[p2.peer_id].channel.retransmissions >= 1
 
 
-def test_a_peer_that_missed_everything_catches_up_through_the_periodic_resync():
+def test_a_peer_that_missed_everything_catches_up_through_the_periodic_resync(monkeypatch):
     """p1 and p2 cannot reach each other at all (blocked both ways).  p2's edit
     reaches the host, the host's edit on top of it reaches p1, which must hold it
-    back (it depends on p2's).  p1's next periodic SyncStep1 to the host heals it."""
+    back (it depends on p2's).  p1's next periodic SyncStep1 to the host heals it.
+    (Forwarding through the host, forwarding.py, would link them after 3 s; it is off
+    here so that the resync is what heals: test_paths.py tests forwarding.)"""
+    import covim_p2p.proto.forwarding as forwarding
+    monkeypatch.setattr(forwarding, "FORWARD_AFTER", float("inf"))
     mesh = Mesh(FakeNetwork(5), initial_text="base")
     blocked = {peer_addr(1), peer_addr(2)}
     mesh.net.intercept = lambda data, src, dst, now: not (src in blocked and dst in blocked)

@@ -127,8 +127,8 @@ def test_every_pair_of_nat_kinds_links_direct_where_it_can_and_relays_the_rest(t
                 assert paths.get((a, b)) == "direct", (a, b, paths.get((a, b)))
             elif turn:
                 assert paths.get((a, b)) == "relay", (a, b, paths.get((a, b)))
-            else:
-                assert (a, b) not in paths  # no relay, no hole: forwarding is not built yet
+            else:  # no relay, no hole: a mesh peer with links to both forwards (forwarding.py)
+                assert paths.get((a, b)) == "forwarded", (a, b, paths.get((a, b)))
     switches = {name: {pid: l.path.switches for pid, l in node.links.items()} for name, node in world.nodes.items()}
     world.run(6.0)  # settled links stay where they are: no flapping between copies
     for name, node in world.nodes.items():
@@ -136,8 +136,9 @@ def test_every_pair_of_nat_kinds_links_direct_where_it_can_and_relays_the_rest(t
             assert node.links[1].path.kind == "direct"  # the public host: always direct
             assert all(l.path.downgrades == 0 for l in node.links.values())
         assert {pid: l.path.switches for pid, l in node.links.items()} == switches[name]
+    assert world.full_mesh()  # every pair linked, with TURN or without
     if turn:
-        assert world.full_mesh() and world.turn.relayed > 0
+        assert world.turn.relayed > 0
 
 
 def test_a_relayed_link_moves_to_direct_when_a_hole_opens_later_and_stays():
@@ -158,3 +159,23 @@ def test_a_relayed_link_moves_to_direct_when_a_hole_opens_later_and_stays():
         assert link.path.kind == "direct" and link.path.upgrades == 1 and link.addr[0] in blocked
     world.run(10.0)
     assert a.links[b.peer_id].path.kind == "direct" and a.links[b.peer_id].path.downgrades == 0
+
+
+def test_forwarded_links_carry_edits_end_to_end_and_upgrade_when_a_hole_opens():
+    """Symmetric against port-restricted, no TURN: the public host forwards.  The forwarder carries
+    datagrams sealed for the other end; when the pair can reach each other later, they go direct."""
+    from covim_p2p.editor.edits import TextEdit
+    world = World(["port-restricted", "symmetric"], turn=False)
+    a, b = world.nodes["port-restricted-1"], world.nodes["symmetric-2"]
+    world.run(4.5)
+    ab, ba = a.links[b.peer_id], b.links[a.peer_id]
+    assert ab.up and ba.up and ab.path.kind == ba.path.kind == "forwarded"
+    assert ab.path.via == ba.path.via == world.host.peer_id
+    assert a.peers_status()[-1]["addr"] == "via host" or any(p["addr"] == "via host" for p in a.peers_status())
+    b.local_edits([TextEdit(1, 0, " typed behind a symmetric NAT")], world.net.now)
+    world.run(0.05)  # well before any 5 s resync: it came over the forwarded link
+    assert str(a.document) == "x typed behind a symmetric NAT"
+    for nat in world.net.nats:  # the symmetric NAT becomes a full cone: a hole can open now
+        nat.mapping, nat.filtering = "eim", "eif"
+    world.run(6.0)
+    assert ab.path.kind == "direct" and ba.path.kind == "direct" and ab.path.upgrades == 1
