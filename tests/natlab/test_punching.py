@@ -5,9 +5,8 @@ The introducer tells each the address it saw the other come from (the NAT's
 mapping), both send HELLO there, and each NAT lets the other's packets in once
 its own client has sent to that address: the classic simultaneous open.
 A symmetric NAT maps a new port for every destination, so the address the
-introducer saw is not the one the other peer must use: no direct link forms
-(without ``g:covim_turn`` there is no relay to carry it), and edits still reach
-everyone, late, through the host's periodic state-vector resync.  With a TURN
+introducer saw is not the one the other peer must use: no direct link forms;
+without ``g:covim_turn`` the host forwards between the two.  With a TURN
 server, the symmetric peer's relayed address becomes a candidate and the link
 forms through it.  Two peers behind one NAT (no hairpinning) link over their
 LAN addresses.
@@ -85,17 +84,23 @@ def test_two_peers_behind_port_restricted_nats_link_directly(nvim_factory, lab):
     assert final == ["carol behind another", "shared through two NATs", "bob behind a NAT"]
 
 
-def test_a_symmetric_nat_gets_no_direct_link_but_edits_still_arrive(nvim_factory, lab):
+def test_a_symmetric_nat_gets_no_direct_link_and_the_host_forwards(nvim_factory, lab):
+    """No hole joins a symmetric NAT to a port-restricted one and there is no TURN: alice, linked
+    directly to both, forwards their (end-to-end sealed) datagrams after 3 s of failed probing
+    (proto/forwarding.py). Before forwarding, edits crossed only in alice's 5 s resync."""
     hosts, nvims = session(nvim_factory, lab, "port-restricted", "symmetric")
     a, b, c = nvims["alice"], nvims["bob"], nvims["carol"]
     wait_for(lambda: all(status(v)["synced"] for v in (b, c)) and len(status(a)["peers"]) == 2, 15,
              what="both joiners synced with alice")
-    assert set(peers_of(b)) == {"alice"} and set(peers_of(c)) == {"alice"}
+    wait_for(lambda: peers_of(b).get("carol") == "via alice" and peers_of(c).get("bob") == "via alice", 10,
+             what="bob and carol linked through alice")
+    assert {p["path"] for p in status(b)["peers"] if p["name"] == "carol"} == {"forwarded"}
+    assert {p["path"] for p in status(b)["peers"] if p["name"] == "alice"} == {"direct"}
     type_keys(b, "Gobob<Esc>")
-    # bob's update goes to alice only; carol gets it from alice's next SyncStep1 round (every 5 s)
-    final = wait_converged([a, b, c], timeout=15)
-    assert final == ["shared through two NATs", "bob"]
-    assert "carol" not in peers_of(b)
+    wait_for(lambda: shared_lines(c) == ["shared through two NATs", "bob"], 2,
+             what="bob's line at carol, well before a 5 s resync")
+    type_keys(c, "Gocarol<Esc>")
+    assert wait_converged([a, b, c], timeout=5) == ["shared through two NATs", "bob", "carol"]
 
 
 def test_two_peers_behind_one_nat_link_over_their_lan(nvim_factory, lab):
