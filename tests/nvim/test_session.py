@@ -282,3 +282,22 @@ def test_a_crashed_peer_rejoins_at_once_under_its_name(nvim_factory):
     type_keys(a, "AX<Esc>")
     assert wait_converged([a, c]) == ["sharedX"]
     assert [p["name"] for p in status(a)["peers"]] == ["dave"]
+
+
+def test_reconnecting_at_once_does_not_double_the_edits(nvim_factory):
+    """Nothing typed between :CoVim disconnect and :CoVim connect: the old buffer attachment is
+    still there, and must not send every change a second time."""
+    a, b = nvim_factory(), nvim_factory()
+    token = host(a, "alice", ["one"])
+    connect(b, token, "bob")
+    wait_mesh([a, b])
+    wait_converged([a, b])
+    b.command("CoVim disconnect")
+    wait_for(lambda: status(a)["peers"] == [], 5, what="alice sees bob leave")
+    connect(b, token, "bob")
+    wait_mesh([a, b])
+    type_keys(b, "AX<Esc>")
+    assert wait_converged([a, b]) == ["oneX"]
+    time.sleep(0.3)
+    assert shared_lines(a) == shared_lines(b) == ["oneX"]
+
