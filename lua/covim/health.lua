@@ -141,7 +141,7 @@ end
 
 local function check_network(result)
   start('covim: network')
-  ok('every datagram is sealed with ChaCha20-Poly1305 under keys from the token: share it only with people who may join')
+  ok('every datagram is sealed; peers make per-pair forward-secret keys (Noise XXpsk3) bound to the token: share it only with people who may join')
   local bind = tostring(vim.g.covim_bind or '0.0.0.0')
   local net = result and result.network
   if type(net) ~= 'table' then

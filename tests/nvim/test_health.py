@@ -31,7 +31,7 @@ def test_checkhealth_reports_ok_and_no_error(nvim_factory):
                      "pycrdt 0.14.13 (the pinned version)", "pynvim 0.6.0 (the pinned version)",
                      "the remote plugin is registered (CoVimRun)",
                      "the remote plugin answers: CoVimStatus().state = idle",
-                     "every datagram is sealed with ChaCha20-Poly1305",
+                     "every datagram is sealed; peers make per-pair forward-secret keys",
                      "a UDP socket binds on 0.0.0.0"]:
         assert expected in ok, f"no OK line with {expected!r} in:\n{report}"
     # It says nothing false: the traffic is encrypted (proto/seal.py).
