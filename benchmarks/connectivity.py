@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 import time
 
+from . import connectivity_kinds
 from .common import LUA, REPO, Config, connect, fmt_ms, host, peers, status, wait_until
 
 
@@ -100,6 +101,7 @@ def run(cfg: Config) -> None:
         cfg.add(group, f"NAT lab, symmetric NAT + coturn: carol's :CoVim connect → linked with bob through her "
                        f"TURN relay (RELAY_DELAY 1 s by design; median of {len(relayed)}, max)",
                 f"{fmt_ms(relayed[len(relayed) // 2])} (max {fmt_ms(relayed[-1])})")
+    connectivity_kinds.run(cfg, natlab_missing)
     up, synced = loopback(cfg, cfg.n(10, 3))
     up.sort()
     synced.sort()
