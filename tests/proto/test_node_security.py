@@ -11,12 +11,15 @@ import resource
 import sys
 from pathlib import Path
 
-from covim_p2p.proto.framing import (KIND_HANDSHAKE, KIND_PEER, KIND_RENDEZVOUS, decode_datagram_untrusted,
-                                     encode_datagram)
+import pytest
 from pycrdt import Awareness, Doc, Text
 
 from covim_p2p.editor.edits import TextEdit
+from covim_p2p.proto.codec import DecodeError
 from covim_p2p.proto.events import Problem
+from covim_p2p.proto.framing import (KIND_HANDSHAKE, KIND_PEER, KIND_RENDEZVOUS, decode_datagram_untrusted,
+                                     encode_datagram)
+from covim_p2p.proto.handshake import REKEY_AFTER
 from covim_p2p.proto.link import LINK_TIMEOUT, PROBE_TIMEOUT, RESYNC_INTERVAL
 from covim_p2p.proto.messages import AwarenessUpdate, SyncStep2, Update, encode_session_message
 from covim_p2p.proto.noise import HandshakeState
@@ -208,3 +211,38 @@ def test_a_read_only_guest_reads_and_points_but_every_peer_refuses_its_edits():
     mesh.editors["p1"].insert(0, "writers still write ", mesh.net.now)
     mesh.run(mesh.net.now + 1.0)
     assert str(other.document) == "writers still write read me\n"
+
+
+def test_a_whole_session_on_the_wire_shows_no_text_name_or_key_and_the_token_opens_no_recorded_edit():
+    """Record everything a session sends (a writer, a read-only guest, edits, cursors, a rekey),
+    then look at it as someone who got the token afterwards."""
+    net_wire: list[bytes] = []
+    mesh = build(0, initial_text="top secret plan\n")
+    mesh.net.intercept = lambda data, src, dst, now: net_wire.append(data) or True
+    mesh.join("agent-nine", 1)
+    mesh.join("observer", 2, token=TOKEN.read_only_token())
+    mesh.settle()
+    mesh.editors["agent-nine"].insert(0, "hunter2 ", mesh.net.now)
+    mesh.nodes["agent-nine"].set_cursor(3, 3, mesh.net.now)
+    mesh.run(mesh.net.now + REKEY_AFTER + 5.0)  # every pair rekeys once
+    mesh.editors["host"].insert(0, "after rekey ", mesh.net.now)
+    mesh.settle()
+    assert str(mesh.nodes["observer"].document) == "after rekey hunter2 top secret plan\n"
+    keys = TOKEN.keys()
+    ro = TOKEN.read_only_token()
+    secrets_ = [TOKEN.secret, ro.secret, keys.introduction, keys.handshake, keys.psk]
+    secrets_ += [node.wire.security._static for node in mesh.nodes.values()]
+    for data in net_wire:
+        for needle in (b"hunter2", b"secret plan", b"after rekey", b"agent-nine", b"observer", *secrets_):
+            assert needle not in data
+    assert {pair.cur.gen for node in mesh.nodes.values() for pair in node.wire.security.pairs.values()} >= {2}
+    # Later, with the token: every key it yields, tried on every recorded peer datagram, opens none
+    # (traffic keys came from ephemeral keys that no machine keeps once a handshake is done).
+    assert all(pair.hs is None for node in mesh.nodes.values() for pair in node.wire.security.pairs.values())
+    peer = [d for d in net_wire if decode_datagram_untrusted(d)[0].kind == KIND_PEER]
+    assert len(peer) > 50
+    for data in peer:
+        for secret in secrets_[:5]:
+            for receiver in (HOST_ID, HOST_ID + 1, HOST_ID + 2):
+                with pytest.raises(DecodeError):
+                    session_seal(SESSION, secret, bytes(16)).open_untrusted(data, receiver, 0.0)

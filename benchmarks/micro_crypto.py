@@ -1,0 +1,63 @@
+"""Micro-benchmark of what security v4 costs per datagram and per link, beside the v3 seal.
+
+``.venv/bin/python -m benchmarks.micro_crypto`` times, in one process:
+a whole Noise XXpsk3 handshake between two machines (both sides: 3 messages,
+what each new link or rekey pays once), a keystroke-sized datagram sealed and
+opened under a pair's keys (v4, handshake.py), and the same with a token-keyed
+seal of the v3 shape (seal.py, which v4 keeps for rendezvous and handshake
+messages). Not part of benchmarks.run: CPU per operation, no user-visible time.
+"""
+
+from __future__ import annotations
+
+import os
+import timeit
+
+from covim_p2p.proto.drops import Drops
+from covim_p2p.proto.framing import KIND_PEER
+from covim_p2p.proto.handshake import PairSecurity
+from covim_p2p.proto.seal import session_seal
+from covim_p2p.proto.token import SessionToken
+
+TOKEN = SessionToken((("127.0.0.1", 7000),), 0x5EED, bytes(range(16)))
+A, B = ("127.0.0.2", 1), ("127.0.0.3", 2)
+KEYSTROKE = bytes(60)  # epochs + a DATA frame carrying a one-character Yjs update and an ACK
+
+
+def machines():
+    a = PairSecurity(TOKEN.keys(), 1, os.urandom(32), 11, os.urandom, Drops())
+    b = PairSecurity(TOKEN.keys(), 2, os.urandom(32), 22, os.urandom, Drops())
+    a.expect(2, b.static_public)
+    b.expect(1, a.static_public)
+    return a, b
+
+
+def handshake(a: PairSecurity, b: PairSecurity) -> None:
+    a.seal(2, b"", 1, B, 0.0)
+    for src, dst, addr in ((a, b, A), (b, a, B), (a, b, A)):
+        for data, _ in src.take():
+            dst.receive_handshake(data, addr, 0.0)
+
+
+def per_call(fn, number: int) -> float:
+    return min(timeit.repeat(fn, number=number, repeat=5)) / number
+
+
+def main() -> None:
+    setup = per_call(machines, 200)
+    hs = per_call(lambda: handshake(*machines()), 200) - setup
+    a, b = machines()
+    handshake(a, b)
+    v4 = per_call(lambda: b.open(a.seal(2, KEYSTROKE, 1, B, 0.0), 0.0), 20000)
+    tx, rx = session_seal(0x5EED, bytes(16), os.urandom(16)), session_seal(0x5EED, bytes(16), os.urandom(16))
+    v3 = per_call(lambda: rx.open_untrusted(tx.seal(KIND_PEER, 0x5EED, 7, KEYSTROKE, 9), 9, 0.0), 20000)
+    print("| what | time |")
+    print("|---|---|")
+    print(f"| per peer and session: key derivations, static key, writer certificate (two peers) | {setup * 1e3:.2f} ms |")
+    print(f"| Noise XXpsk3 handshake, both sides, with the writer check (per new link or rekey) | {hs * 1e3:.2f} ms |")
+    print(f"| keystroke datagram sealed + opened, v4 pair keys | {v4 * 1e6:.1f} µs |")
+    print(f"| keystroke datagram sealed + opened, token-keyed seal (v3 shape) | {v3 * 1e6:.1f} µs |")
+
+
+if __name__ == "__main__":
+    main()
