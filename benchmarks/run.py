@@ -67,7 +67,8 @@ PLUGIN_DIRS = ("covim_p2p", "lua", "plugin", "rplugin")
 def export_rev(rev: str, into: Path) -> str:
     """The plugin (covim_p2p/, lua/, plugin/, rplugin/) of commit `rev`, read from git into `into`."""
     into.mkdir()
-    archive = subprocess.run(["git", "archive", "--format=tar", rev, *PLUGIN_DIRS], cwd=HERE.parent,
+    # pyproject.toml too: the entry point checks the pins it declares
+    archive = subprocess.run(["git", "archive", "--format=tar", rev, *PLUGIN_DIRS, "pyproject.toml"], cwd=HERE.parent,
                              capture_output=True, timeout=60)
     if archive.returncode != 0:
         raise BenchError(f"git archive {rev} failed: {archive.stderr.decode(errors='replace').strip()}")
