@@ -163,6 +163,8 @@ class PeerNode:
         """Undo our own last change (never another peer's); False if there was none."""
         self._now = now
         self.document.now_ms = int(now * 1000)
+        if self.read_only:
+            return False  # a read-only guest made no change of its own
         changes = self.document.undo(redo)
         for deps, update in changes:
             self._broadcast(Update(deps, update))
