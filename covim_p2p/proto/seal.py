@@ -120,13 +120,6 @@ class DatagramSeal:
             return False
         return (_U64.unpack_from(data, 12)[0], data[HEADER_LEN:HEADER_LEN + INSTANCE_LEN]) in self._streams
 
-    def forget(self, sender: int) -> None:
-        """The machine refused this sender (say, no room for its link): free its streams.  Its old
-        datagrams would open again, and be refused again for the same reason."""
-        for key in [k for k in self._streams if k[0] == sender]:
-            del self._streams[key]
-        self._per_sender.pop(sender, None)
-
     def _allow_derivation(self, now: float) -> bool:
         if self._last is not None:
             self._tokens = min(DERIVE_BURST, self._tokens + max(0.0, now - self._last) * DERIVE_RATE)
