@@ -215,7 +215,7 @@ class CoVimPlugin:
         session = self.session
         if session is not None and self._factory is not None:
             data = None
-            if session.role != "waiting":
+            if session.role != "waiting" and session.extra.get("joined"):  # CoVimLeft pairs with CoVimJoined
                 data = self._session_data(session)
                 log.info("left session %s as %r (%d malformed or foreign datagrams dropped)", data["session"],
                          session.name, session.node.dropped)

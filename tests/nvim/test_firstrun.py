@@ -7,8 +7,6 @@ and captures vim.notify by replacing it in the test Neovim.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -151,3 +149,17 @@ def test_a_working_setup_says_nothing_wrong(nvim_factory):
     token = wait_for(lambda: nvim.vars.get("covim_token"), 5, what="the token")
     assert any(token in text and level == 2 for text, level in found), found
     assert nvim.call("CoVimStatus")["state"] == "joined"
+
+
+def test_private_venv_for_another_python(tmp_path):
+    """The venv was made for another Python than the one running the host now (an upgrade)."""
+    env = world(tmp_path)
+    (tmp_path / "data/nvim/covim/venv/lib/python3.9/site-packages").mkdir(parents=True)
+    nvim = env.attach()
+    try:
+        here = "%d.%d" % sys.version_info[:2]
+        assert first_covim(nvim) == [[
+            f"CoVim: covim's venv ({tmp_path}/data/nvim/covim/venv) is for python3.9 but the python3 host runs "
+            f"Python {here}: " + FIX, 4]]
+    finally:
+        nvim.close()

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pynvim
+import pytest
 
 from nvim_harness import REPO, find_nvim, wait_for
 
@@ -22,14 +24,20 @@ vim.g.loaded_node_provider = 0
 vim.g.loaded_ruby_provider = 0
 vim.g.loaded_perl_provider = 0
 vim.opt.swapfile = false
-"""
+{extra}"""
 
 
-def test_fresh_clone_build_restart_host_and_help(tmp_path):
+@pytest.mark.timeout(900)  # pip from the package index: ~15 s on an idle machine, a minute under load
+@pytest.mark.parametrize("host_prog", [None, sys.executable], ids=["python3 on PATH", "g:python3_host_prog"])
+def test_fresh_clone_build_restart_host_and_help(tmp_path, host_prog):
+    """host_prog None: whatever python3 $PATH has (here: one without pynvim, so the
+    venv becomes the python3 host); else a g:python3_host_prog of the user's, with
+    pynvim and other versions of anything, whose environment the build leaves alone."""
     plugin = tmp_path / "lazy" / "covim-p2p"
     subprocess.run(["git", "clone", "-q", str(REPO), str(plugin)], check=True, timeout=120)
     init = tmp_path / "init.lua"
-    init.write_text(INIT.format(plugin=plugin))
+    extra = f"vim.g.python3_host_prog = [==[{host_prog}]==]\n" if host_prog else ""
+    init.write_text(INIT.format(plugin=plugin, extra=extra))
     env = dict(os.environ, NVIM_LOG_FILE=str(tmp_path / "nvim.log"))
     env.pop("NVIM_RPLUGIN_MANIFEST", None)  # the real default: stdpath('data')/rplugin.vim
     # pip's cache lives under XDG_CACHE_HOME unless told otherwise: keep the real one.
@@ -51,7 +59,7 @@ def test_fresh_clone_build_restart_host_and_help(tmp_path):
     assert str(plugin / "rplugin/python3/covim.py") in (tmp_path / "data/nvim/rplugin.vim").read_text()
     assert "covim\t" in (plugin / "doc/tags").read_text()
     no_pynvim = subprocess.run(["python3", "-c", "import pynvim"], env=env, capture_output=True).returncode != 0
-    assert (venv / "covim-is-python3-host").exists() == no_pynvim
+    assert (venv / "covim-is-python3-host").exists() == (no_pynvim and host_prog is None)
 
     # The restart: a new Neovim with the same config and data.
     argv = ["env", *[f"{k}={v}" for k, v in env.items() if k.startswith(("XDG_", "NVIM_", "PATH", "HOME"))],
@@ -70,13 +78,15 @@ def test_fresh_clone_build_restart_host_and_help(tmp_path):
         assert status["state"] == "joined" and status["role"] == "host", status
         assert wait_for(lambda: vim.vars.get("covim_token"), 5, what="the token").startswith("covim1-")
         notes = vim.exec_lua("return _G.notes", [])
-        assert all(level < 4 for _, level in notes) and any("token" in text for text, _ in notes), notes
+        assert all(level < 4 for _, level in notes) and any("covim1-" in text for text, _ in notes), notes
         vim.command("checkhealth covim")
         health = "\n".join(vim.current.buffer[:])
         assert "ERROR" not in health, health
         # The Python half runs from the clone, with the venv's pinned packages.
         assert f"covim_p2p imports from {plugin / 'covim_p2p'}" in health, health
         assert f"private venv: {venv}" in health, health
+        if host_prog:
+            assert f"python3 host: {host_prog} " in health, health
     finally:
         try:
             vim.command("qa!")
