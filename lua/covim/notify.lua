@@ -14,7 +14,10 @@ function M.notify(text, level)
   level = LEVELS[level] and level or 'info'
   local line = 'CoVim: ' .. tostring(text):gsub('%s*\n%s*', ' ')
   require('covim.log').write(LEVELS[level], line)
-  vim.notify(line, vim.log.levels[LEVELS[level]], { title = 'covim' })
+  -- Deferred to the main loop: an ERROR notification shown while Neovim waits
+  -- in a request (the user's :CoVim, an API call) would turn into that
+  -- request's error instead of a message.
+  vim.schedule(function() vim.notify(line, vim.log.levels[LEVELS[level]], { title = 'covim' }) end)
 end
 
 return M

@@ -163,3 +163,24 @@ def test_private_venv_for_another_python(tmp_path):
             f"Python {here}: " + FIX, 4]]
     finally:
         nvim.close()
+
+
+def test_no_python3_with_pynvim_anywhere(tmp_path):
+    """No g:python3_host_prog, and no python3 on $PATH has pynvim: a fresh machine."""
+    bare = Path(bare_venv(tmp_path / "bare")).parent
+    path = f"{bare}:/usr/bin:/bin"
+    found = [p for p in ("python3", "python") if subprocess.run(
+        ["env", f"PATH={path}", p, "-c", "import pynvim"], capture_output=True).returncode == 0]
+    if found:
+        pytest.skip(f"a python on {path} has pynvim ({found}): no fresh machine to imitate here")
+    env = world(tmp_path)
+    env.init.write_text(env.init.read_text().replace(f"vim.g.python3_host_prog = [==[{sys.executable}]==]\n", ""))
+    env.env["PATH"] = path
+    nvim = env.attach()
+    try:
+        assert nvim.eval("exists('g:python3_host_prog')") == 0
+        assert first_covim(nvim) == [[
+            "CoVim: Neovim's python3 provider found no python3 with pynvim: run :CoVimInstall (it sets one up for "
+            "covim), then restart Neovim", 4]]
+    finally:
+        nvim.close()

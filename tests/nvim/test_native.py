@@ -163,3 +163,12 @@ def test_undo_remaps_can_be_turned_off(nvim_factory):
     assert a.funcs.maparg("u", "n", False, True).get("buffer") == 1  # the CRDT's undo by default
     assert b.funcs.maparg("u", "n", False, True) == {}  # Neovim's own u
     prepare(b)
+
+
+def test_an_error_message_never_becomes_the_error_of_a_request(nvim_factory):
+    """With Neovim's own vim.notify, an ERROR is an error message: shown while Neovim
+    waits in a request (the user's :CoVim calling Python, a plugin's API call) it
+    would fail that request.  covim's messages are shown from the main loop instead."""
+    nvim = nvim_factory()
+    nvim.command("lua require('covim.notify').notify('boom', 'error')")  # raised NvimError before
+    wait_for(lambda: "CoVim: boom" in nvim.command_output("messages"), 3, what="the message")
