@@ -165,6 +165,12 @@ class PairSecurity:
             return
         self.pairs[peer_id] = _Pair(peer_id, static, self.peer_id < peer_id)  # a new key: forget the old keys
 
+    def forget(self, peer_id: int) -> None:
+        """The peer is gone for good (the node no longer probes it): its keys and state go, so a
+        long session with many comings and goings never fills ``MAX_PAIRS``.  If the introducer
+        names it again, ``expect`` starts afresh."""
+        self.pairs.pop(peer_id, None)
+
     def proven(self, peer_id: int) -> Keys | None:
         pair = self.pairs.get(peer_id)
         return pair.cur if pair is not None else None

@@ -485,6 +485,7 @@ class PeerNode:
                 again.is_host = link.is_host
         else:
             self._lost.pop(link.peer_id, None)
+            self.wire.security.forget(link.peer_id)  # bounded: a long session sees many peers come and go
 
     # ---- timers --------------------------------------------------------------
 

@@ -246,3 +246,21 @@ def test_a_whole_session_on_the_wire_shows_no_text_name_or_key_and_the_token_ope
             for receiver in (HOST_ID, HOST_ID + 1, HOST_ID + 2):
                 with pytest.raises(DecodeError):
                     session_seal(SESSION, secret, bytes(16)).open_untrusted(data, receiver, 0.0)
+
+
+def test_peers_that_leave_take_their_keys_with_them():
+    """A long session sees many peers come and go; the host keeps keys only for those still around."""
+    mesh = build(1)
+    host = mesh.nodes["host"]
+    for i in range(2, 6):
+        mesh.join(f"visitor{i}", i)
+        mesh.settle()
+        node = mesh.nodes[f"visitor{i}"]
+        node.leave(mesh.net.now)
+        mesh.run(mesh.net.now + 0.1)  # its goodbyes go out
+        mesh.vanish(f"visitor{i}")
+        mesh.run(mesh.net.now + 1.0)
+        assert node.peer_id not in host.wire.security.pairs
+    assert set(host.wire.security.pairs) == {mesh.nodes["p1"].peer_id}
+    mesh.join("late", 9)
+    mesh.settle()
