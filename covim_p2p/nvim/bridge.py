@@ -127,11 +127,7 @@ class BufferBridge:
             for _ in range(min(MAX_MESSAGES, len(queue))):
                 self._handle(queue.popleft())
         except BaseException as exc:  # noqa: BLE001 - pycrdt panics are BaseExceptions
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            self.report(f"could not record a change ({type(exc).__name__}: {exc}); re-reading the buffer",
-                        "WarningMsg")
-            self._ask_snapshot()
+            self._recover(exc, "record a change")
         if queue:
             self.nvim.loop.call_soon(self._drain)
         self._after()
@@ -168,6 +164,13 @@ class BufferBridge:
         if self.seam.wants_flush() or (self.cursors_dirty and self.seam.idle()) or self._unlock_due():
             self.schedule_flush()
 
+    def _recover(self, exc: BaseException, doing: str) -> None:
+        """One line instead of a traceback, then the last resort: re-read the buffer."""
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise exc
+        self.report(f"could not {doing} ({type(exc).__name__}: {exc}); re-reading the buffer", "WarningMsg")
+        self._ask_snapshot()
+
     def _ask_snapshot(self) -> None:
         """Last resort: Lua sends the whole buffer back as a resync (it comes in order, like a reload)."""
         if not self._snapshot_asked and not self.closed:
@@ -195,11 +198,7 @@ class BufferBridge:
         try:
             apply: Apply | None = self.seam.flush()
         except BaseException as exc:  # noqa: BLE001 - pycrdt panics are BaseExceptions
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            self.report(f"could not update the shared buffer ({type(exc).__name__}: {exc}); re-reading it",
-                        "WarningMsg")
-            self._ask_snapshot()
+            self._recover(exc, "update the shared buffer")
             return
         marks, stale = [], []
         if self.cursors_dirty and (apply is not None or self.seam.idle()):
