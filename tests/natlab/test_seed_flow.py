@@ -49,7 +49,7 @@ def token_of(nvim, var: str = "covim_token") -> str:
     return nvim.vars[var]
 
 
-def check_direct_and_editing(a, b, alice_at, bob_at) -> None:
+def check_direct_and_editing(a, b, alice_at, bob_at, first: str = "punched by hand") -> None:
     wait_for(lambda: status(a)["peers"] and status(b)["peers"] and status(b)["synced"], 20,
              what="alice and bob linked")
     (to_bob,), (to_alice,) = status(a)["peers"], status(b)["peers"]
@@ -57,7 +57,7 @@ def check_direct_and_editing(a, b, alice_at, bob_at) -> None:
     assert to_alice["path"] == "direct" and to_alice["addr"].startswith(alice_at.public_ip + ":")
     assert {c["type"] for c in status(a)["candidates"]} == {"host", "srflx"}
     type_keys(b, "Goby hand too<Esc>")
-    assert wait_converged([a, b], timeout=10) == ["punched by hand", "by hand too"]
+    assert wait_converged([a, b], timeout=10) == [first, "by hand too"]
 
 
 def test_the_original_order_start_add_connect(world):
@@ -82,3 +82,30 @@ def test_the_reply_token_order_connect_then_add(world):
     assert "send the host this reply token: covim1p-" in b.command_output("messages")
     a.command(f"CoVim add {reply}")
     check_direct_and_editing(a, b, alice_at, bob_at)
+
+
+def test_a_host_behind_a_nat_is_joined_through_a_public_rendezvous(nvim_factory):
+    """g:covim_rendezvous: alice (port-restricted NAT) registers at a public covim-rendezvous,
+    which is also everyone's STUN server; bob (another port-restricted NAT) connects with her
+    token and they punch a direct link. The rendezvous logs the joins."""
+    import subprocess
+    with NatLab() as lab:
+        rv_at = lab.public("rv", 50)
+        alice_at = lab.behind_nat("alice", "port-restricted", 21, 1)
+        bob_at = lab.behind_nat("bob", "port-restricted", 22, 2)
+        rv = subprocess.Popen(rv_at.argv(sys.executable, "-m", "covim_p2p.rendezvous_server", "--port", "8555"),
+                              stdout=subprocess.PIPE, text=True)
+        try:
+            assert "listening" in rv.stdout.readline()
+            a, b = nvim_factory(netns=alice_at.netns), nvim_factory(netns=bob_at.netns)
+            for nvim in (a, b):
+                nvim.vars["covim_stun"] = f"{rv_at.ip}:8555"
+            a.vars["covim_rendezvous"] = f"{rv_at.ip}:8555"
+            a.current.buffer[:] = ["introduced in public"]
+            a.command("CoVim host 0 alice")
+            b.command(f"CoVim connect {token_of(a)} bob")
+            check_direct_and_editing(a, b, alice_at, bob_at, first="introduced in public")
+        finally:
+            rv.kill()
+            log = rv.communicate()[0]
+        assert "'alice' at " + alice_at.public_ip in log and "'bob' at " + bob_at.public_ip in log
