@@ -74,10 +74,12 @@ async def serve(args: argparse.Namespace) -> None:
         if args.append and node.synced and not appended:
             appended = True
             node.local_edits([TextEdit(len(str(node.document).encode()), 0, args.append)], time.monotonic())
-        node.document.take_remote_edits()
+        if node.document.take_remote_edits() and args.commands:
+            say(event="text", text=str(node.document), at=time.time())
 
     async def commands(scope: trio.CancelScope) -> None:
-        """--commands: a line "status" on stdin prints the status; end of input leaves."""
+        """--commands: a line "status" on stdin prints the status, "append TEXT" appends TEXT to the
+        document; end of input leaves.  Remote edits are then reported as {"event": "text"} lines."""
         while True:
             line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
             if not line:
@@ -85,6 +87,10 @@ async def serve(args: argparse.Namespace) -> None:
                 return
             if line.strip() == "status":
                 say(**status(p))
+            elif line.startswith("append ") and p.node is not None:
+                doc_end = len(str(p.node.document).encode())
+                p.node.local_edits([TextEdit(doc_end, 0, line[len("append "):].rstrip("\n"))], time.monotonic())
+                p.driver.poke()
 
     p_settings = assembly.Settings(bind=args.bind, host_addr=args.host_addr, stun=args.stun, turn=args.turn,
                                    rendezvous=args.rendezvous)

@@ -3,7 +3,7 @@
 # installs nothing, touches no network and takes about a second.
 #
 #   scripts/setup.sh [--test]  everything the test suite needs (the default):
-#                              tmux, iproute2, nftables + coturn (the NAT lab), node + npm, nix-instantiate,
+#                              tmux, iproute2, nftables + coturn + conntrack (the NAT lab), node + npm, nix-instantiate,
 #                              .venv with -e '.[test]', tests/yjs/node_modules, and Debian's own
 #                              neovim 0.7.2 unpacked into .venv/debian-neovim (the "too old" Neovim of
 #                              tests/nvim/test_firstrun.py; not on $PATH, so it shadows nothing)
@@ -27,6 +27,7 @@ if [[ $mode == --test ]]; then
   need ip iproute2
   need nft nftables
   need turnserver coturn
+  need conntrack conntrack
   need nix-instantiate nix-bin
   need node nodejs npm
   command -v node >/dev/null 2>&1 && need npm npm

@@ -27,9 +27,12 @@ nothing here can ever be a real address, and nothing leaves the namespaces).
 ``stun_server(octet)`` runs coturn (STUN with CHANGE-REQUEST, and TURN) on a
 public host with two addresses.
 
+``flush_conntrack(host)`` and ``udp_timeouts(host, s)`` act on the router in front
+of a NATed host (``conntrack -F``; the per-namespace UDP conntrack timeouts).
+
 Processes are started inside a namespace with ``ip netns exec``; ``close()``
 kills what is left in the lab's namespaces and deletes them.  Needs root, and
-``ip``, ``nft`` and ``turnserver`` (scripts/setup.sh installs them).
+``ip``, ``nft``, ``turnserver`` and ``conntrack`` (scripts/setup.sh installs them).
 """
 
 from __future__ import annotations
@@ -133,7 +136,7 @@ def missing() -> str | None:
     """Why the lab cannot run here, or None."""
     if os.geteuid() != 0:
         return "the NAT lab needs root (network namespaces and nftables)"
-    for tool in ("ip", "nft", "turnserver"):
+    for tool in ("ip", "nft", "turnserver", "conntrack"):
         if shutil.which(tool) is None:
             return f"the NAT lab needs `{tool}` (bash scripts/setup.sh installs it)"
     return None
@@ -283,6 +286,23 @@ class NatLab:
         run("ip", "-n", client, "link", "set", "eth0", "up")
         run("ip", "-n", client, "route", "add", "default", "via", f"10.0.{lan}.1")
         return Host(client, ip, wan_ip, kind)
+
+    def router(self, host: Host) -> str:
+        """The namespace of the NAT router in front of ``host``."""
+        router = f"{host.netns}-nat"
+        if router not in self._lans:
+            raise ValueError(f"{host.netns} is not behind one of this lab's NATs")
+        return router
+
+    def flush_conntrack(self, host: Host) -> None:
+        """The router in front of ``host`` forgets every mapping at once (a NAT reboot, a
+        conntrack table overflow): the next packet out gets a fresh mapping, maybe a new port."""
+        run("ip", "netns", "exec", self.router(host), "conntrack", "-F")
+
+    def udp_timeouts(self, host: Host, seconds: int) -> None:
+        """Short UDP mapping lifetimes in the router in front of ``host`` (per namespace)."""
+        for knob in ("nf_conntrack_udp_timeout", "nf_conntrack_udp_timeout_stream"):
+            run("ip", "netns", "exec", self.router(host), "sysctl", "-q", "-w", f"net.netfilter.{knob}={seconds}")
 
     def close(self) -> None:
         for undo in reversed(self._cleanup):
