@@ -22,7 +22,8 @@ def test_hosting_a_buffer_that_is_not_utf8_is_refused_and_leaves_nothing(nvim_fa
     a.current.buffer[:] = ["fine", "x"]
     _set_raw(a, 1, b"caf\xe9 au lait")
     a.command("CoVim host 0 alice")
-    out = messages(a)
+    # covim's messages are shown from the main loop, just after the command (lua/covim/notify.lua)
+    out = wait_for(lambda: "not valid UTF-8" in (m := messages(a)) and m, 3, what="the refusal")
     assert "not valid UTF-8" in out and "line 2" in out, out
     assert "internal error" not in out and "Traceback" not in out
     assert status(a)["state"] == "idle"
