@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "nvim"))
 from covim_peers import status, wait_converged  # noqa: E402
 from lab import NatLab, missing  # noqa: E402
 from nvim_harness import wait_for  # noqa: E402
-from test_concurrent_typing import ORIGINAL, check_exact, race  # noqa: E402
+from test_concurrent_typing import MIXED_LINES, ORIGINAL, check_exact, mixed_race, race  # noqa: E402
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
 
@@ -47,36 +47,53 @@ def udp_counts(netns: str) -> tuple[int, int]:
     return counts[0], counts[1]
 
 
-@pytest.mark.parametrize("seed", [21])
-def test_three_typists_through_nats_with_30_percent_loss_lose_nothing(nvim_factory, seed):
+def lossy_session(nvim_factory, lab: NatLab, lines: list[str]) -> tuple[dict, list]:
+    """alice public, bob and carol behind port-restricted NATs, all linked; then every host loses
+    LOSS % of its outgoing UDP."""
+    hosts = {"alice": lab.public("alice", 10), "bob": lab.behind_nat("bob", "port-restricted", 21, 1),
+             "carol": lab.behind_nat("carol", "port-restricted", 22, 2)}
+    nvims = {}
+    for name, h in hosts.items():
+        nvim = nvim_factory(netns=h.netns)
+        nvim.vars["covim_bind"] = h.ip
+        nvim.vars["covim_stun"] = ""
+        nvims[name] = nvim
+    a = nvims["alice"]
+    a.vars["covim_host_addr"] = hosts["alice"].ip
+    a.current.buffer[:] = lines
+    a.command("CoVim host 0 alice")
+    token = a.vars["covim_token"]
+    for name in ("bob", "carol"):
+        nvims[name].command(f"CoVim connect {token} {name}")
+    peers = list(nvims.values())
+    wait_for(lambda: all(len(status(v)["peers"]) == 2 and status(v)["synced"] for v in peers), 20,
+             what="a full mesh across two NATs")
+    wait_converged(peers)
+    for h in hosts.values():
+        drop_outgoing_udp(h.netns, LOSS)
+    return hosts, peers
+
+
+def check_loss(hosts: dict) -> None:
+    for h in hosts.values():
+        sent, dropped = udp_counts(h.netns)
+        print(f"{h.netns}: {dropped} of {sent} outgoing datagrams dropped")
+        assert sent > 100 and 0.2 < dropped / sent < 0.4
+
+
+def test_three_typists_through_nats_with_30_percent_loss_lose_nothing(nvim_factory):
     with NatLab() as lab:
-        hosts = {"alice": lab.public("alice", 10), "bob": lab.behind_nat("bob", "port-restricted", 21, 1),
-                 "carol": lab.behind_nat("carol", "port-restricted", 22, 2)}
-        nvims = {}
-        for name, h in hosts.items():
-            nvim = nvim_factory(netns=h.netns)
-            nvim.vars["covim_bind"] = h.ip
-            nvim.vars["covim_stun"] = ""
-            nvims[name] = nvim
-        a = nvims["alice"]
-        a.vars["covim_host_addr"] = hosts["alice"].ip
-        a.current.buffer[:] = ORIGINAL
-        a.command("CoVim host 0 alice")
-        token = a.vars["covim_token"]
-        for name in ("bob", "carol"):
-            nvims[name].command(f"CoVim connect {token} {name}")
-        peers = list(nvims.values())
-        wait_for(lambda: all(len(status(v)["peers"]) == 2 and status(v)["synced"] for v in peers), 20,
-                 what="a full mesh across two NATs")
-        wait_converged(peers)
-        for h in hosts.values():
-            drop_outgoing_udp(h.netns, LOSS)
-        typed = race(peers, random.Random(seed), 200)
+        hosts, peers = lossy_session(nvim_factory, lab, ORIGINAL)
+        typed = race(peers, random.Random(21), 200)
         final = wait_converged(peers, timeout=90)
         check_exact(final, typed)
         assert all(len(status(v)["peers"]) == 2 for v in peers), "a link was lost under 30 % loss"
         assert [status(v)["resyncs"] for v in peers] == [0, 0, 0]
-        for h in hosts.values():
-            sent, dropped = udp_counts(h.netns)
-            print(f"{h.netns}: {dropped} of {sent} outgoing datagrams dropped")
-            assert sent > 100 and 0.2 < dropped / sent < 0.4
+        check_loss(hosts)
+
+
+def test_mixed_editing_through_nats_with_30_percent_loss_converges(nvim_factory):
+    with NatLab() as lab:
+        hosts, peers = lossy_session(nvim_factory, lab, MIXED_LINES)
+        mixed_race(peers, random.Random(22), rounds=100)
+        check_loss(hosts)

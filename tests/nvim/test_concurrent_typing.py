@@ -70,23 +70,14 @@ def test_fast_concurrent_typists_lose_and_duplicate_nothing(nvim_factory, npeers
 MIXED = ["i{c}<Esc>", "a{c}{c}<Esc>", "x", "u", "<C-r>", ".", "o{c}<Esc>", "A{c}<Esc>", "3x"]
 
 
-@pytest.mark.parametrize("seed", [5, 6])
-def test_mixed_editing_by_three_peers_converges_with_no_resync(nvim_factory, seed):
+def mixed_race(peers, rng: random.Random, rounds: int = 150) -> None:
     """Inserts, x, u, <C-r>, ., o, A at random places, all at once, then dd and J too.  What each
     command deletes depends on what the others did first, so the check is the invariants: identical
     buffers, nothing pending, no resync, and (before dd and J, which could) no marker line touched
-    by anyone's command is missing, duplicated or moved."""
-    rng = random.Random(seed)
-    lines = [f"keep{i:02d}" if i % 4 == 0 else "edit " + "abcdefgh"[i % 8] * 12 for i in range(40)]
-    peers = [nvim_factory() for _ in range(3)]
-    token = host(peers[0], "alice", lines)
-    connect(peers[1], token, "bob")
-    connect(peers[2], token, "carol")
-    wait_mesh(peers)
-    wait_converged(peers)
+    by anyone's command is missing, duplicated or moved.  The buffers hold MIXED_LINES."""
 
-    def phase(ops: list[str], rounds: int) -> None:
-        for k in range(rounds):
+    def phase(ops: list[str], n: int) -> None:
+        for k in range(n):
             for i, nvim in enumerate(peers):
                 op = rng.choice(ops).format(c=ALPHABETS[i][k % len(ALPHABETS[i])])
                 nvim.input(f"gg/^edit<CR>{rng.randint(0, 9)}n0{rng.randint(6, 12)}|{op}")
@@ -94,10 +85,24 @@ def test_mixed_editing_by_three_peers_converges_with_no_resync(nvim_factory, see
                 for nvim in peers:
                     nvim.command("echo ''")
 
-    phase(MIXED, 150)
-    final = wait_converged(peers, timeout=30)
+    phase(MIXED, rounds)
+    final = wait_converged(peers, timeout=60)
     assert [line for line in final if line.startswith("keep")] == [f"keep{i:02d}" for i in range(0, 40, 4)]
-    phase(MIXED + ["dd", "J", "dd", "J"], 60)
-    wait_converged(peers, timeout=30)
-    assert [status(p)["resyncs"] for p in peers] == [0, 0, 0]
-    assert [status(p)["pending_remote"] for p in peers] == [0, 0, 0]
+    phase(MIXED + ["dd", "J", "dd", "J"], rounds * 2 // 5)
+    wait_converged(peers, timeout=60)
+    assert [status(p)["resyncs"] for p in peers] == [0] * len(peers)
+    assert [status(p)["pending_remote"] for p in peers] == [0] * len(peers)
+
+
+MIXED_LINES = [f"keep{i:02d}" if i % 4 == 0 else "edit " + "abcdefgh"[i % 8] * 12 for i in range(40)]
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_mixed_editing_by_three_peers_converges_with_no_resync(nvim_factory, seed):
+    peers = [nvim_factory() for _ in range(3)]
+    token = host(peers[0], "alice", MIXED_LINES)
+    connect(peers[1], token, "bob")
+    connect(peers[2], token, "carol")
+    wait_mesh(peers)
+    wait_converged(peers)
+    mixed_race(peers, random.Random(seed))
