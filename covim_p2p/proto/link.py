@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from .channel import ReliableChannel
 from .framing import Addr
-from .paths import PathChoice
+from .paths import RELAY_HOLD, PathChoice
 
 PROBE_FIRST = 0.05
 PROBE_MAX = 1.0
@@ -68,6 +68,9 @@ class Link:
     pongs_due: list[int] = field(default_factory=list)
     restarts: int = 0
 
+    def __post_init__(self) -> None:
+        self.path.hold_until = self.created + RELAY_HOLD  # paths.py: direct probing first, on every link
+
     def deadline(self) -> float:
         """When this link gives up: probing too long, or silent too long."""
         return self.last_rx + LINK_TIMEOUT if self.up else self.created + PROBE_TIMEOUT
@@ -81,6 +84,9 @@ class Link:
                     times.append(t)
         else:
             times.append(self.next_hello)
+            held = self.path.get_timer()  # a relay heard during its hold (paths.py)
+            if held is not None:
+                times.append(held)
         return min(times)
 
     def restart_channel(self) -> None:

@@ -337,10 +337,14 @@ class PeerNode:
                 if link.up:
                     self._start_sync(link)
         current = dst_epoch == link.epoch  # DATA/ACK for an older incarnation of ours are meaningless
+        via = forwarding.via_of(addr)
+        changed = link.path.heard(addr, via_relay, via_relay or addr in link.relays, now, via)
+        if link.path.addr is None:  # paths.py: a relay on a new link waits RELAY_HOLD (handle_timer takes it)
+            self.drops.add("relay held")
+            return
         if not link.up and addr != link.addr:  # a candidate answered: keep the others for a re-probe
             link.candidates = tuple(a for a in (link.addr, *link.candidates) if a != addr)
-        via = forwarding.via_of(addr)
-        if link.path.heard(addr, via_relay, via_relay or addr in link.relays, now, via) or not link.up:
+        if changed or not link.up:
             link.addr, link.via_relay = link.path.addr or addr, link.path.via_relay  # paths.py: direct first
         link.last_rx = now
         if keys is not None:  # what the handshake proved: who this is, and whether it may write
@@ -546,6 +550,9 @@ class PeerNode:
                 if now >= link.next_resync:
                     link.channel.send(encode_session_message(SyncStep1(self._request_vector(link))))
                     link.next_resync = now + RESYNC_INTERVAL
+            elif link.path.handle_timer(now):  # the relay held during the link's first second: now it may carry it
+                link.addr, link.via_relay, link.last_rx = link.path.addr or link.addr, link.path.via_relay, now
+                self._link_up(link, now)
             elif now >= link.next_hello:
                 if now >= link.created + forwarding.FORWARD_AFTER and link.introduced:  # last resort
                     helpers = sorted((l for l in self.links.values() if l.up and l.introduced and l is not link

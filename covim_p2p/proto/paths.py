@@ -10,9 +10,14 @@ the peer's relayed address).
 
 Rules of the machine (one per link; ``now`` comes from outside):
 
-* The first path heard becomes current.  Relayed candidates are only
-  offered ``RELAY_DELAY`` after joining (node.py), so a relay carries a link
-  only once direct probing had about a second and failed.
+* The first path heard becomes current, except a relayed one on a new link:
+  that is held until ``hold_until`` (the link's creation + ``RELAY_HOLD``,
+  link.py), so every link, also a newcomer's link to a member whose relayed
+  candidate was announced long ago, has about a second of direct probing
+  before a relay may carry it.  A direct datagram meanwhile wins outright;
+  else ``handle_timer`` takes the held relay at ``hold_until`` (node.py
+  brings the link up then).  Relayed candidates are also only announced
+  ``RELAY_DELAY`` after joining (node.py).
 * A datagram on a direct path while the current one is relayed: upgrade at
   once (it proves the peer's NAT lets us in at that address).  A different
   direct path while on a direct one: take it (peer-reflexive: a rebinding
@@ -39,6 +44,7 @@ from dataclasses import dataclass
 from .framing import Addr
 
 DIRECT_STALE = 3.0
+RELAY_HOLD = 1.0
 UPGRADE_PROBE = 2.0
 INF = float("inf")
 
@@ -56,6 +62,8 @@ class PathChoice:
     upgrades: int = 0
     switches: int = 0
     downgrades: int = 0
+    hold_until: float = -INF  # a new link: no relayed path before this (RELAY_HOLD after it began)
+    held: tuple[Addr, bool, int] | None = None  # a relayed path heard during the hold
 
     @property
     def kind(self) -> str:
@@ -65,6 +73,9 @@ class PathChoice:
         """A datagram arrived on this path (``via``: forwarded by that mesh peer); True when the
         current path changed."""
         relay = relay or bool(via)
+        if self.addr is None and relay and now < self.hold_until:  # direct probing has its second first
+            self.held = (addr, via_relay, via)
+            return False
         if self.addr is None or (addr, via_relay, via) == (self.addr, self.via_relay, self.via):
             changed = self.addr is None
             self._take(addr, via_relay, relay, now, via)
@@ -94,17 +105,25 @@ class PathChoice:
         elif not relay:
             self.next_probe = INF
             self.fallback = None
+        self.held = None
         self.addr, self.via_relay, self.relay, self.via, self.last_rx = addr, via_relay, relay, via, now
 
     def get_timer(self) -> float | None:
         times = [self.next_probe]
+        if self.addr is None and self.held is not None:
+            times.append(self.hold_until)
         if self.fallback is not None and not self.relay:
             times.append(self.last_rx + DIRECT_STALE)
         t = min(times)
         return None if t == INF else t
 
     def handle_timer(self, now: float) -> bool:
-        """Fall back to the relay if direct went silent; True when the current path changed."""
+        """Take a relay held past its hold, or fall back to the relay if direct went silent; True when
+        the current path changed."""
+        if self.addr is None and self.held is not None and now >= self.hold_until:
+            addr, via_relay, via = self.held
+            self._take(addr, via_relay, True, now, via)
+            return True
         if (self.fallback is not None and not self.relay and now - self.last_rx >= DIRECT_STALE
                 and self.fallback_rx > self.last_rx):
             addr, via_relay, via = self.fallback

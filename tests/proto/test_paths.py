@@ -16,7 +16,7 @@ import pytest
 
 from covim_p2p.proto.hoststack import HostStack
 from covim_p2p.proto.node import PeerNode
-from covim_p2p.proto.paths import DIRECT_STALE, UPGRADE_PROBE, PathChoice
+from covim_p2p.proto.paths import DIRECT_STALE, RELAY_HOLD, UPGRADE_PROBE, PathChoice
 from covim_p2p.proto.rendezvous import Introducer
 from covim_p2p.proto.token import SessionToken
 from covim_p2p.proto.turn import TurnClient
@@ -179,3 +179,53 @@ def test_forwarded_links_carry_edits_end_to_end_and_upgrade_when_a_hole_opens():
         nat.mapping, nat.filtering = "eim", "eif"
     world.run(6.0)
     assert ab.path.kind == "direct" and ba.path.kind == "direct" and ab.path.upgrades == 1
+
+
+# ---- the relay waits per link, not per peer (issue 8, item 5 of the conn2 brief) -------------
+
+def test_a_relayed_path_waits_its_hold_on_a_new_link_then_is_taken_if_direct_never_answers():
+    p = PathChoice(hold_until=5.0 + RELAY_HOLD)
+    assert not p.heard(R, True, True, 5.1) and p.addr is None  # held: direct probing has its second
+    assert p.get_timer() == 5.0 + RELAY_HOLD
+    assert not p.handle_timer(5.5)
+    assert p.handle_timer(5.0 + RELAY_HOLD) and p.kind == "relay" and p.addr == R
+    q = PathChoice(hold_until=5.0 + RELAY_HOLD)
+    assert not q.heard(R, True, True, 5.1)
+    assert q.heard(D, False, False, 5.4) and q.kind == "direct" and q.upgrades == 0 and q.switches == 0
+    assert not q.handle_timer(5.0 + RELAY_HOLD) and q.kind == "direct"
+
+
+def _late_joiner(block_direct_for: float) -> tuple[World, PeerNode, PeerNode, float]:
+    """An old member (relay long announced) and a newcomer whose direct probes are lost for a while."""
+    world = World(["port-restricted"], turn=True)
+    world.run(5.0)  # the old member's relayed candidate is in its announcement by now
+    old = world.nodes["port-restricted-1"]
+    assert old._relay_announced
+    world.net.add_nat("203.0.113.2", {"10.2.0.2"}, mapping="eim", filtering="apdf")
+    joined = world.net.now
+    new = world.join("port-restricted-2", ("10.2.0.2", 5000), 200)
+    direct = {"203.0.113.1", "203.0.113.2", "10.1.0.2", "10.2.0.2"}
+
+    def slow_hole(data, src, dst, now):  # direct datagrams between the two are lost for a while
+        return not (now < joined + block_direct_for and src[0] in direct and dst[0] in direct)
+
+    world.net.intercept = slow_hole
+    return world, old, new, joined
+
+
+def test_an_old_members_relay_does_not_carry_a_new_link_that_punches_within_a_second():
+    world, old, new, joined = _late_joiner(0.6)
+    world.run(3.0)
+    for x, y in ((new, old), (old, new)):
+        link = x.links[y.peer_id]
+        assert link.up and link.path.kind == "direct", (x.name, link.path)
+        assert link.path.upgrades == 0 and link.path.switches == 0, (x.name, link.path)  # never on the relay
+
+
+def test_a_new_link_takes_the_old_members_relay_about_a_second_after_it_began_when_no_hole_opens():
+    world, old, new, joined = _late_joiner(float("inf"))
+    world.run(RELAY_HOLD - 0.1)
+    assert not any(l.up and l.path.relay for l in new.links.values() if l.peer_id == old.peer_id)
+    world.run(1.5)
+    link = new.links[old.peer_id]
+    assert link.up and link.path.kind == "relay"
