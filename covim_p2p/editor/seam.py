@@ -86,6 +86,7 @@ class Reloaded:
 
     removed_lines: int
     resync: bool  # True: a last-resort re-read, not a user's reload
+    restored: bool = False  # True: the reload emptied the buffer; the shared text was put back instead
 
 
 @dataclass(frozen=True)
@@ -278,6 +279,9 @@ class Seam:
     def _reload(self, tick: int, lines: list[str], resync: bool) -> None:
         old = self.shadow.lines
         new = list(lines) or [""]
+        if new == [""] and self.shadow.byte_len() and not resync:
+            self._restore(tick, len(old))
+            return
         removed = 0
         batch: list[TextEdit] = []
         for edit, gone in _hunks(old, new):
@@ -290,6 +294,16 @@ class Seam:
             self.resyncs += 1
         if batch or resync:
             self._events.append(Reloaded(removed, resync))
+
+    def _restore(self, tick: int, lines: int) -> None:
+        """A reload that empties the buffer (``:e!`` of a file that is not there, as in a guest's
+        buffer, or of an empty one) would wipe the document for everyone: the buffer gets the shared
+        text back instead.  (To clear it for everyone, delete the text: ``ggdG``.)"""
+        text = self.shadow.text()
+        self.shadow = ShadowBuffer([""])
+        self.tick = tick
+        self.pending = [TextEdit(0, 0, text), *self.pending]
+        self._events.append(Reloaded(lines, False, restored=True))
 
     def _slice(self, offset: int, length: int) -> str:
         if length == 0:

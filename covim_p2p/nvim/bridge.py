@@ -158,6 +158,9 @@ class BufferBridge:
                 self._ask_snapshot()
             elif isinstance(event, NothingToUndo):
                 self.report(f"nothing of yours to {'redo' if event.redo else 'undo'}", "None")
+            elif isinstance(event, Reloaded) and event.restored:
+                self.report("the reload emptied the shared buffer: the shared text is back (ggdG clears it "
+                            "for everyone)", "WarningMsg")
             elif isinstance(event, Reloaded) and not event.resync and event.removed_lines:
                 self.report(f"the reload replaced {event.removed_lines} shared line(s) for everyone; "
                             "u undoes it", "WarningMsg")

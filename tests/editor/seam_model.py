@@ -132,8 +132,10 @@ class World:
         text = self.nvim.text()
         a, b = min(a, len(text)), min(b, len(text))
         a, b = min(a, b), max(a, b)
-        self._intent(text[a:b], insert)
-        self.nvim.reload(apply_edit_to_str(text, byte_edit(text, a, b, insert)).split("\n"))
+        new = apply_edit_to_str(text, byte_edit(text, a, b, insert))
+        if new or not text:  # a reload that empties the buffer is undone by the seam, not shared
+            self._intent(text[a:b], insert)
+        self.nvim.reload(new.split("\n"))
 
     def peer_edit(self, peer: int, a: int, b: int, insert: str) -> None:
         doc = self.docs[peer]

@@ -199,3 +199,15 @@ def test_a_seam_commits_nothing_for_an_event_that_changes_nothing():
     assert doc.committed == [] and seam.tick == 6
     seam.buffer_events([[7, 0, 1, ["abXc"], 0, 2]])
     assert doc.committed[-1][0].insert == "X"
+
+
+def test_a_reload_that_empties_the_buffer_puts_the_shared_text_back():
+    """:e! in a guest's buffer reads a file that is not there: that must not wipe everyone's text."""
+    world = World([4, 3], peers=1)
+    before = world.nvim.text()
+    world.peer_edit(1, 0, 0, "P")
+    world.deliver(1, 0)
+    world.nvim.reload([""])
+    world.settle()
+    assert world.nvim.text() == "P" + before == str(world.docs[1])
+    assert world.seam.committed == 0

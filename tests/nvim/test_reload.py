@@ -76,3 +76,18 @@ def test_set_ff_and_sort_and_saveas_keep_the_session_exact(nvim_factory, tmp_pat
     assert status(a)["state"] == "joined"
     wait_for(lambda: (tmp_path / "copy.txt").exists(), 2, what="the saved copy")
     assert [status(v)["resyncs"] for v in (a, b)] == [0, 0]
+
+
+def test_e_bang_in_a_guest_buffer_with_no_file_behind_it_wipes_nothing(nvim_factory, tmp_path):
+    a, b = nvim_factory(), nvim_factory()
+    lines = [f"line {i}" for i in range(5)]
+    token = host_file(a, tmp_path / "shared.txt", lines)
+    b.command(f"cd {tmp_path / '..'}")
+    connect(b, token, "bob")
+    wait_mesh([a, b])
+    wait_converged([a, b])
+    b.command("silent! edit!")  # the guest's buffer is named after a file that is not on its disk
+    wait_for(lambda: "the shared text is back" in messages(b), 5, what="the restore line")
+    assert wait_converged([a, b]) == lines
+    type_keys(b, "GAx<Esc>")
+    assert wait_converged([a, b])[-1] == "line 4x"
