@@ -33,7 +33,8 @@ from .proto.framing import Addr
 from .proto.document import SharedDocument
 from .proto.gather import DEADLINE as GATHER_DEADLINE
 from .proto.gather import StunGatherer
-from .proto.introduction import PUBLIC_BIT, encode_register, introduction_secret
+from .proto.introduction import PUBLIC_BIT, introduction_secret
+from .proto.registration import Registration
 from .proto.invite import InviteWaiter
 from .proto.node import JOIN_TIMEOUT, PeerNode
 from .proto.rendezvous import MAX_CANDIDATES, Introducer
@@ -297,13 +298,13 @@ def host(settings: Settings, port: int, name: str, initial_text: str = "", now: 
 def _host_public(settings: Settings, sock: socket.socket, cands: list[Candidate], note: str, problems: list[str],
                  stun: list[tuple[str, int]], public: Addr, name: str, initial_text: str, now: float) -> Peer:
     """A session introduced by a public covim-rendezvous: we register it there and join it like anyone,
-    holding the document from the start; the server gets only the introduction credential."""
+    holding the document from the start; the server gets only the introduction credential, sealed to its key (registration.py)."""
     session, secret = secrets.randbits(63) | 1 | PUBLIC_BIT, secrets.token_bytes(SECRET_LEN)
     node = PeerNode(name=name, token=SessionToken((public,), session, secret), peer_id=secrets.randbits(64) | 1,
                     client_id=secrets.randbits(32), now=now, initial_text=initial_text,
                     join_timeout=settings.join_timeout, candidates=tuple(c.addr for c in cands)[:MAX_CANDIDATES],
                     turn=_turn(settings, problems, now),
-                    register=encode_register(session, introduction_secret(session, secret)))
+                    register=Registration(session, introduction_secret(session, secret), secrets.token_bytes(32)))
     token = SessionToken((public, *(c.addr for c in cands))[:MAX_TOKEN_ADDRS], session, secret)
     return _finish(Peer("host", name, sock, Stack(node), token, node=node, candidates=cands, note=note,
                         problems=problems, stun=stun, rendezvous=public))

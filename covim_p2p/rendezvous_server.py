@@ -6,7 +6,9 @@ Hosts that set ``g:covim_rendezvous = 'this-server:8555'`` register their
 sessions here; joiners are introduced to every member and punch to them.
 It also answers STUN Binding requests, so ``g:covim_stun`` can name it too.
 It never sees an edit and cannot read one: it holds only each session's
-introduction credential (proto/introduction.py).  One log line per session
+introduction credential (proto/introduction.py), which hosts seal to
+this process's X25519 key (proto/registration.py; a fresh key per start:
+hosts re-register by themselves after a restart).  One log line per session
 opened or closed and per member joining or leaving goes to stdout.
 """
 

@@ -9,24 +9,17 @@ with a seal keyed by that credential, and prove membership with it in JOIN.
 
 How a token says its introducer is public: bit 63 of the session id
 (``PUBLIC_BIT``); a host picks ids below 2**63 otherwise, so the token
-format is unchanged.  The host registers the session with REGISTER, the only
-unsealed covim datagram: ``"CVRG" | session:u64 | credential:16``.  Whoever
-sees that packet can join the introduction (learn names and addresses, and
-announce members that will never answer a sealed HELLO), but can read or
-forge no edit.
+format is unchanged.  The host registers the session with REGISTER, sealed
+to the server's X25519 key (registration.py), so an eavesdropper learns
+neither the credential nor the session id from it.
 """
 
 from __future__ import annotations
 
-import struct
-
-from .codec import DecodeError
 from .keys import SessionKeys
 
 PUBLIC_BIT = 1 << 63
-REGISTER_MAGIC = b"CVRG"
 CREDENTIAL_LEN = 16
-_REGISTER = struct.Struct("!4sQ16s")
 
 
 def introduction_secret(session: int, secret: bytes) -> bytes:
@@ -37,16 +30,3 @@ def introduction_secret(session: int, secret: bytes) -> bytes:
 
 def is_public(session: int) -> bool:
     return bool(session & PUBLIC_BIT)
-
-
-def encode_register(session: int, credential: bytes) -> bytes:
-    return _REGISTER.pack(REGISTER_MAGIC, session, credential)
-
-
-def decode_register_untrusted(data: bytes) -> tuple[int, bytes]:
-    if len(data) != _REGISTER.size or not data.startswith(REGISTER_MAGIC):
-        raise DecodeError("not a REGISTER datagram")
-    _, session, credential = _REGISTER.unpack(data)
-    if not is_public(session):
-        raise DecodeError("REGISTER for a session that names no public introducer")
-    return session, credential

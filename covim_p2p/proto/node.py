@@ -63,6 +63,7 @@ from .link import PING_INTERVAL, PROBE_FIRST, PROBE_MAX, RESYNC_INTERVAL, Link
 from .messages import (AwarenessUpdate, SessionMessage, SyncStep1, SyncStep2, Update,
                        decode_session_message_untrusted, encode_session_message)
 from .presence import Presence
+from .registration import KEY_REPLY, Registration
 from .rendezvous import MAX_CANDIDATES, MAX_MEMBERS, Check, Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, \
     Welcome, decode_message_untrusted
 from .token import SessionToken
@@ -94,7 +95,7 @@ class PeerNode:
                  now: float, initial_text: str = "", introducer: Introducer | None = None,
                  join_timeout: float = JOIN_TIMEOUT, candidates: tuple[Addr, ...] = (),
                  turn: TurnClient | None = None, random_bytes: Callable[[int], bytes] = os.urandom,
-                 register: bytes | None = None, document: SharedDocument | None = None) -> None:
+                 register: Registration | None = None, document: SharedDocument | None = None) -> None:
         self.name = name
         self.token = token
         self.peer_id = peer_id
@@ -214,6 +215,14 @@ class PeerNode:
 
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
         self._now = now
+        if self._register is not None and data.startswith(KEY_REPLY):  # registration.py: the server's key
+            try:
+                if addr == (self._introducer_addr or self.token.addrs[0]) and \
+                        self._register.receive_key_reply_untrusted(data):
+                    self._next_join = now  # REGISTER (sealed now) and JOIN at once
+            except DecodeError as exc:
+                self.drops.add_error(exc)
+            return
         for datagram, sender_addr, via_relay in self.wire.arrivals(data, addr, now):
             self._receive(datagram, sender_addr, now, via_relay)
         self._check_relay(now)
@@ -523,7 +532,7 @@ class PeerNode:
         if now >= self._next_join:
             for addr in ([self._introducer_addr] if self._introducer_addr else self.token.addrs):
                 if self._register is not None:
-                    self.wire.send_raw(self._register, addr)
+                    self.wire.send_raw(self._register.datagram(), addr)
                 self.wire.send_rendezvous(Join(self.wire.join_secret, self.name, self.candidates, self._relays,
                                                self.wire.security.static_public), addr)
             if self.state == "joining":

@@ -9,7 +9,9 @@ keys peer traffic.
 
 Rules of the machine:
 
-* REGISTER (unsealed: session id + credential) for an unknown session makes
+* KEY? is answered with KEY! (the server's X25519 public key).  REGISTER is
+  sealed to that key (registration.py); one that does not open is dropped,
+  counted and answered with KEY!.  An opened REGISTER for an unknown session makes
   an ``Introducer`` for it, if fewer than ``MAX_SESSIONS`` exist and the
   sender's address registered fewer than ``MAX_SESSIONS_PER_SOURCE`` live
   ones; for a known session with the same credential it is a keepalive;
@@ -41,7 +43,8 @@ from . import stun
 from .codec import DecodeError
 from .drops import Drops
 from .framing import KIND_RENDEZVOUS, Addr, decode_datagram_untrusted
-from .introduction import REGISTER_MAGIC, decode_register_untrusted
+from .registration import (KEY_REQUEST, KEY_REQUEST_LEN, REGISTER_MAGIC, encode_key_reply, open_register_untrusted,
+                           public_key)
 from .rendezvous import Introducer
 
 MAX_SESSIONS = 4096
@@ -62,8 +65,10 @@ class _Session:
 
 
 class PublicIntroducer:
-    def __init__(self, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
+    def __init__(self, random_bytes: Callable[[int], bytes] = os.urandom, key: bytes | None = None) -> None:
         self._random = random_bytes
+        self._key = key if key is not None else random_bytes(32)  # X25519: REGISTERs are sealed to it
+        self.public_key = public_key(self._key)
         self.sessions: dict[int, _Session] = {}
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # ip -> (tokens, at)
         self._out: list[tuple[bytes, Addr]] = []
@@ -80,6 +85,8 @@ class PublicIntroducer:
             self._stun(data, addr)
         elif data.startswith(REGISTER_MAGIC):
             self._register(data, addr, now)
+        elif data.startswith(KEY_REQUEST) and len(data) == KEY_REQUEST_LEN:
+            self._out.append((encode_key_reply(self.public_key), addr))
         else:
             self._rendezvous(data, addr, now)
 
@@ -108,9 +115,10 @@ class PublicIntroducer:
 
     def _register(self, data: bytes, addr: Addr, now: float) -> None:
         try:
-            session, credential = decode_register_untrusted(data)
+            session, credential = open_register_untrusted(data, self._key)
         except DecodeError as exc:
-            self.drops.add_error(exc)
+            self.drops.add("register does not open")
+            self._out.append((encode_key_reply(self.public_key), addr))  # a host with an old key re-seals
             return
         known = self.sessions.get(session)
         if known is not None:

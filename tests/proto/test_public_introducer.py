@@ -11,9 +11,10 @@ import pytest
 from covim_p2p.proto import stun
 from covim_p2p.proto.codec import DecodeError
 from covim_p2p.proto.framing import KIND_HANDSHAKE, KIND_PEER
-from covim_p2p.proto.introduction import (PUBLIC_BIT, decode_register_untrusted, encode_register,
-                                          introduction_secret)
+from covim_p2p.proto.introduction import PUBLIC_BIT, introduction_secret
 from covim_p2p.proto.node import PeerNode
+from covim_p2p.proto.registration import (KEY_REPLY, REGISTER_MAGIC, Registration, encode_key_request,
+                                          open_register_untrusted, seal_register)
 from covim_p2p.proto.public_introducer import BURST, MAX_SESSIONS_PER_SOURCE, SESSION_IDLE, PublicIntroducer
 from covim_p2p.proto.seal import session_seal
 from covim_p2p.proto.token import SessionToken
@@ -23,6 +24,14 @@ from fakenet import FakeNetwork  # noqa: E402
 
 SERVER = ("198.51.100.5", 8555)
 SECRET = bytes(range(16))
+SERVER_KEY = bytes([7] * 32)
+
+
+def encode_register(session: int, credential: bytes, server_key: bytes = SERVER_KEY) -> bytes:
+    """A REGISTER as a host seals it to this test's server key."""
+    r = Registration(session, credential, bytes([9] * 32))
+    r.receive_key_reply_untrusted(KEY_REPLY + PublicIntroducer(key=server_key).public_key)
+    return r.datagram()
 
 
 def _ids():
@@ -33,7 +42,7 @@ def _ids():
 def nated_session(host_kind=("eim", "apdf"), guest_kind=("eim", "apdf"), seed=3):
     """alice hosts from behind a NAT through the public introducer; bob joins from behind another."""
     net = FakeNetwork(seed)
-    server = PublicIntroducer(_ids())
+    server = PublicIntroducer(_ids(), key=SERVER_KEY)
     net.attach(SERVER, server)
     session = 0x1234 | PUBLIC_BIT
     alice_in, bob_in = ("10.1.0.2", 5000), ("10.2.0.2", 5000)
@@ -41,7 +50,7 @@ def nated_session(host_kind=("eim", "apdf"), guest_kind=("eim", "apdf"), seed=3)
     net.add_nat("203.0.113.2", {bob_in[0]}, mapping=guest_kind[0], filtering=guest_kind[1])
     alice = PeerNode(name="alice", token=SessionToken((SERVER,), session, SECRET), peer_id=1, client_id=1, now=0.0,
                      initial_text="from behind a NAT", candidates=(alice_in,),
-                     register=encode_register(session, introduction_secret(session, SECRET)))
+                     register=Registration(session, introduction_secret(session, SECRET), bytes([5] * 32)))
     net.attach(alice_in, alice)
     token = SessionToken((SERVER, alice_in), session, SECRET)  # what alice's token says
     bob = PeerNode(name="bob", token=token, peer_id=2, client_id=2, now=0.0, candidates=(bob_in,))
@@ -86,7 +95,7 @@ def test_two_symmetric_nats_are_introduced_but_cannot_punch():
 
 
 def test_stun_binding_is_answered_with_the_address_it_came_from():
-    server = PublicIntroducer(_ids())
+    server = PublicIntroducer(_ids(), key=SERVER_KEY)
     txid = bytes(range(12))
     server.receive_datagram(stun.encode(stun.Message(stun.BINDING, stun.REQUEST, txid)), ("203.0.113.9", 4242), 0.0)
     ((reply, to),) = server.datagrams_to_send(0.0)
@@ -96,7 +105,7 @@ def test_stun_binding_is_answered_with_the_address_it_came_from():
 
 
 def test_sessions_are_bounded_per_source_and_expire_when_empty():
-    server = PublicIntroducer(_ids())
+    server = PublicIntroducer(_ids(), key=SERVER_KEY)
     for i in range(MAX_SESSIONS_PER_SOURCE + 3):
         server.receive_datagram(encode_register(i | PUBLIC_BIT, bytes(16)), ("203.0.113.7", 1000 + i), i * 0.05)
     assert len(server.sessions) == MAX_SESSIONS_PER_SOURCE
@@ -108,7 +117,7 @@ def test_sessions_are_bounded_per_source_and_expire_when_empty():
 
 
 def test_a_flood_from_one_address_is_rate_limited_and_others_still_served():
-    server = PublicIntroducer(_ids())
+    server = PublicIntroducer(_ids(), key=SERVER_KEY)
     for _ in range(int(BURST) + 50):
         server.receive_datagram(b"\x00\x01junk", ("203.0.113.66", 1), 0.0)
     assert server.drops.by_reason["rate limited"] == 50
@@ -117,7 +126,58 @@ def test_a_flood_from_one_address_is_rate_limited_and_others_still_served():
 
 
 def test_register_is_only_for_public_sessions():
-    assert decode_register_untrusted(encode_register(PUBLIC_BIT | 9, bytes(16))) == (PUBLIC_BIT | 9, bytes(16))
-    server = PublicIntroducer(_ids())
-    server.receive_datagram(encode_register(9, bytes(16)), ("203.0.113.10", 1), 0.0)
-    assert server.sessions == {}
+    with pytest.raises(ValueError):
+        Registration(9, bytes(16), bytes(32))
+    server = PublicIntroducer(_ids(), key=SERVER_KEY)
+    server.receive_datagram(seal_register(9, bytes(16), server.public_key, bytes([3] * 32)), ("203.0.113.10", 1), 0.0)
+    assert server.sessions == {} and server.drops.by_reason["register does not open"] == 1
+
+
+# ---- REGISTER is sealed (registration.py) ---------------------------------------------
+
+def test_an_eavesdropper_sees_no_credential_name_token_byte_or_session_id_and_registers_nothing():
+    net, server, alice, bob = nated_session()
+    captured: list[tuple[bytes, tuple, tuple]] = []
+    net.intercept = lambda data, src, dst, now: captured.append((data, src, dst)) or True
+    net.run(until=3.0)
+    assert alice.state == bob.state == "joined" and bob.synced  # it still works, one round trip later
+    keys = bob.token.keys()
+    session = bob.token.session.to_bytes(8, "big")
+    wire = b"".join(d for d, _, _ in captured)
+    for secret in (SECRET, keys.introduction, keys.handshake, keys.psk, bob.token.encode().encode(),
+                   b"alice", b"bob", b"from behind a NAT"):
+        assert secret not in wire, secret
+    registers = [d for d, _, dst in captured if d.startswith(REGISTER_MAGIC)]
+    assert registers and all(session not in d for d in registers)  # the session id travels sealed too
+    # an on-path observer replays, tampers with, or re-seals what it saw: nothing opens, nothing changes
+    other = PublicIntroducer(_ids(), key=bytes([8] * 32))
+    with pytest.raises(DecodeError):
+        open_register_untrusted(registers[0], bytes([8] * 32))
+    forged = registers[0][:-1] + bytes([registers[0][-1] ^ 1])
+    before = dict(server.sessions)
+    server.receive_datagram(forged, ("203.0.113.66", 4000), 3.0)
+    server.receive_datagram(seal_register(bob.token.session, b"h" * 16, server.public_key, bytes([4] * 32)),
+                            ("203.0.113.66", 4001), 3.0)  # hijack: the session id with another credential
+    assert server.sessions == before and server.drops.by_reason["register does not open"] >= 1
+    assert server.drops.by_reason["register with another credential"] == 1
+    assert server.sessions[bob.token.session].credential == keys.introduction
+    assert other.sessions == {}
+
+
+def test_a_host_re_registers_when_the_server_restarted_with_a_new_key():
+    net, server, alice, bob = nated_session()
+    net.run(until=2.0)
+    restarted = PublicIntroducer(_ids(), key=bytes([11] * 32))
+    net.detach(SERVER)
+    net.attach(SERVER, restarted)
+    net.run(until=2.0 + 12.0)  # the next keepalive REGISTER does not open: KEY! comes back, the host re-seals
+    assert bob.token.session in restarted.sessions
+    assert restarted.drops.by_reason["register does not open"] >= 1
+
+
+def test_the_key_request_amplifies_nothing():
+    server = PublicIntroducer(_ids(), key=SERVER_KEY)
+    request = encode_key_request()
+    server.receive_datagram(request, ("203.0.113.10", 1), 0.0)
+    ((reply, _),) = server.datagrams_to_send(0.0)
+    assert reply == KEY_REPLY + server.public_key and len(reply) < len(request)
