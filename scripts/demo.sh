@@ -110,8 +110,9 @@ vim.opt.shada = ''
 vim.opt.shadafile = 'NONE'
 vim.opt.cmdheight = 2      -- room for the host's token message without a hit-enter prompt
 vim.opt.wrap = false
-vim.g.covim_host_addr = '127.0.0.1'  -- no encryption yet: keep the demo on loopback
+vim.g.covim_host_addr = '127.0.0.1'  -- the demo stays on this machine: loopback only,
 vim.g.covim_bind = '127.0.0.1'
+vim.g.covim_stun = ''                -- and no STUN server is asked
 EOF
 
 # Pane 1: host the sample file, hand the token over through a file.

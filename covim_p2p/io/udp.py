@@ -76,6 +76,7 @@ class UdpDriver:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         self._token = trio.lowlevel.current_trio_token()
+        self._wake.set()  # a machine fed before we ran (a poke with no token yet) gets its first look now
         tsock = trio.socket.from_stdlib_socket(self.sock)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._receive_loop, tsock)

@@ -85,3 +85,35 @@ def test_garbage_on_the_socket_is_dropped_not_fatal():
         return stack.node.dropped
 
     assert trio.run(main) == 100
+
+
+def test_a_machine_fed_before_its_driver_runs_gets_looked_at_at_once():
+    """What happened before run() (a gatherer started with no server that resolved) must not wait
+    for a timer that never comes: the driver reports activity as soon as it runs."""
+
+    class Idle:
+        def receive_datagram(self, data, addr, now):
+            pass
+
+        def datagrams_to_send(self, now):
+            return []
+
+        def get_timer(self):
+            return None
+
+        def handle_timer(self, now):
+            pass
+
+    async def main():
+        seen = trio.Event()
+        sock = bind_udp("127.0.0.1", 0)
+        driver = UdpDriver(Idle(), sock, seen.set)
+        driver.poke()  # before run(): no trio token yet, so this alone reaches nobody
+        async with trio.open_nursery() as nursery:
+            await nursery.start(driver.run)
+            with trio.fail_after(2):
+                await seen.wait()
+            nursery.cancel_scope.cancel()
+        sock.close()
+
+    trio.run(main)
