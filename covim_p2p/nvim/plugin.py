@@ -17,9 +17,10 @@ from ..proto import events as ev
 from ..proto import natclass
 from ..proto.natclass import NatReport
 from ..proto.rendezvous import InviteAnswered, InviteExpired
-from ..proto.drops import merged
 from ..proto.token import BadToken, PeerToken, SessionToken
 from .log import log, open_log
+from . import guest
+from .status import peer_data, session_data, status_lines, status_of
 from .session import Offline, ReplyToken, Session, SessionFactory, TokenReady
 from .trio_host import TrioHost
 
@@ -176,15 +177,15 @@ class CoVimPlugin:
             # We are on the trio side here: Neovim may only be called through async_call.
             self.nvim.async_call(lambda: self._stop() if self.session is session else None)
         elif isinstance(event, ev.PeerUp):
-            peer = self._peer(session, event.peer_id)
+            peer = peer_data(session, event.peer_id)
             log.info("link up: %r at %s (%s path)", event.name, peer.get("addr", "?"), peer.get("path", "?"))
             self.info(f"'{event.name}' is connected")
             self._publish("CoVimPeerJoined", {"peer": event.name, "addr": peer.get("addr", ""),
-                                              "path": peer.get("path", ""), **self._session_data(session)})
+                                              "path": peer.get("path", ""), **session_data(session)})
         elif isinstance(event, ev.PeerDown):
             log.info("link down: %r %s", event.name, event.reason)
             self.report(f"'{event.name}' {event.reason}", "WarningMsg")
-            self._publish("CoVimPeerLeft", {"peer": event.name, "reason": event.reason, **self._session_data(session)})
+            self._publish("CoVimPeerLeft", {"peer": event.name, "reason": event.reason, **session_data(session)})
         elif isinstance(event, ev.Problem):
             log.warning("%s", event.text)
             self.report(event.text, "WarningMsg")
@@ -197,26 +198,14 @@ class CoVimPlugin:
         if not session.extra.get("joined"):
             session.extra["joined"] = True
             log.info("joined session %016x as %r (%s)", session.token.session, session.name, session.role)
-            self._publish("CoVimJoined", self._session_data(session))
-
-    @staticmethod
-    def _session_data(session) -> dict:
-        return {"name": session.name, "role": session.role, "session": f"{session.token.session:016x}",
-                "bufnr": session.bridge.buf if session.bridge else -1}
-
-    @staticmethod
-    def _peer(session, peer_id: int) -> dict:
-        link = getattr(session.node, "links", {}).get(peer_id)
-        if link is None:
-            return {}
-        return {"addr": f"{link.addr[0]}:{link.addr[1]}", "path": "relay" if link.via_relay else "direct"}
+            self._publish("CoVimJoined", session_data(session))
 
     def _stop(self) -> None:
         session = self.session
         if session is not None and self._factory is not None:
             data = None
             if session.role != "waiting" and session.extra.get("joined"):  # CoVimLeft pairs with CoVimJoined
-                data = self._session_data(session)
+                data = session_data(session)
                 log.info("left session %s as %r (%d malformed or foreign datagrams dropped)", data["session"],
                          session.name, session.node.dropped)
             self.last_state = "failed" if getattr(session, "node", None) and session.node.state == "failed" else "idle"
@@ -346,35 +335,17 @@ class CoVimPlugin:
         self.info(f"invited by the host at {token.addrs[0][0]}:{token.addrs[0][1]}; joining as '{waiting.name}'...")
 
     def _new_shared_buffer(self, token: SessionToken, name: str):
-        """A fresh buffer for the session: whatever the user had stays untouched."""
-        buf = self.nvim.api.create_buf(True, False)
-        base = f"covim://{token.session:016x}/{name}"
-        taken = {b.name for b in self.nvim.buffers}
-        bufname = next(n for n in (base if i == 0 else f"{base}~{i}" for i in range(1000)) if n not in taken)
-        self.nvim.api.buf_set_name(buf, bufname)
-        self.nvim.api.set_option_value("buftype", "nofile", {"buf": buf})
-        self.nvim.api.set_option_value("swapfile", False, {"buf": buf})
-        self.nvim.api.win_set_buf(0, buf)
-        return buf
+        return guest.new_shared_buffer(self.nvim, token, name)
 
     def _share_meta(self, session, buf: int) -> None:
-        """The host's file name (base name) and filetype go in the document for the guests."""
-        path = self.nvim.api.buf_get_name(buf)
-        filetype = self.nvim.api.get_option_value("filetype", {"buf": buf})
-        meta = {k: v for k, v in (("name", os.path.basename(path)), ("filetype", filetype)) if v}
-        if meta:
-            session.node.document.set_meta(**meta)  # before anyone joined: the first sync carries it
+        guest.share_meta(self.nvim, session, buf)
 
     def _adopt_meta(self, session) -> None:
-        """A guest's buffer takes the host's file name and filetype (lua/covim/guest.lua)."""
-        if session is not self.session or session.bridge is None:
-            return
-        try:
-            meta = session.node.document.meta_untrusted()
-            self.nvim.exec_lua("require('covim.guest').adopt(...)", session.bridge.buf,
-                               meta.get("name", ""), meta.get("filetype", ""))
-        except Exception as exc:  # noqa: BLE001 - the session goes on in the covim:// buffer
-            self.report(f"could not name the shared buffer after the host's file: {exc}", "WarningMsg")
+        if session is self.session and session.bridge is not None:
+            try:
+                guest.adopt_meta(self.nvim, session)
+            except Exception as exc:  # noqa: BLE001 - the session goes on in the covim:// buffer
+                self.report(f"could not name the shared buffer after the host's file: {exc}", "WarningMsg")
 
     def _share_token(self, intro: str | None, text: str | None = None) -> None:
         """The token into the registers and onto the screen in one line (lua/covim/token.lua)."""
@@ -406,58 +377,11 @@ class CoVimPlugin:
         self.nvim.async_call(lambda: self.nvim.command("qall", async_=True))
 
     def _cmd_status(self, rest: list[str]) -> None:
-        status = self.status()
-        lines = [f"{status['state']} as '{status['name']}' ({status['role']})"]
-        for peer in status["peers"]:
-            rtt = "-" if peer["rtt_ms"] is None else f"{peer['rtt_ms']:.2f} ms"
-            lines.append(f"  {peer['name']:<16} {peer['addr']:<22} {peer['path']:<7} rtt {rtt}")
-        if not status["peers"]:
-            lines.append("  no peers")
-        for cand in status.get("candidates", []):
-            lines.append(f"  candidate {cand['type']:<6} {cand['addr']}")
-        if status.get("public_addr"):
-            lines.append(f"  public address {status['public_addr']} (as the host sees it)")
-        if status.get("nat"):
-            lines.append(f"  NAT type: {status['nat']}")
-        if status.get("dropped"):
-            why = ", ".join(f"{reason} {n}" for reason, n in status["dropped_by"].items())
-            lines.append(f"  dropped {status['dropped']} datagrams ({why})")
-        self.nvim.api.echo([["\n".join(lines), "None"]], True, {})
+        self.nvim.api.echo([["\n".join(status_lines(self.status())), "None"]], True, {})
 
     @guarded
     def status(self) -> dict:
-        s = self.session
-        if s is None:
-            return {"state": self.last_state, "name": "", "token": "", "session": "", "bufnr": -1,
-                    "peers": [], "role": ""}
-        if s.role == "waiting":
-            by = merged(s.waiter.drops)
-            return {"state": "waiting", "role": "waiting", "name": s.name, "token": s.token_text,
-                    "session": "", "bufnr": -1, "peers": [], "synced": False,
-                    "candidates": s.peer.candidate_dicts(), "dropped": sum(by.values()), "dropped_by": by}
-        bridge = s.bridge
-        introducer = s.extra.get("introducer")
-        dropped_by = merged(s.node.drops, introducer.drops if introducer is not None else None)
-        return {
-            "state": s.node.state, "role": s.role, "name": s.name, "token": s.token_text,
-            "session": f"{s.token.session:016x}", "bufnr": bridge.buf if bridge else -1,
-            "peers": [{k: p[k] for k in ("name", "addr", "path", "rtt_ms")} for p in s.node.peers_status() if p["up"]],
-            "synced": s.node.synced and not (bridge and bridge.locked),
-            "pending_remote": len(bridge.pending) if bridge else 0,
-            "resyncs": bridge.resyncs if bridge else 0,
-            "dropped": sum(dropped_by.values()),  # the introducer's too: it shares the host's socket
-            "dropped_by": dropped_by,
-            "public_addr": f"{s.node.observed[0]}:{s.node.observed[1]}" if s.node.observed else "",
-            "nat": s.nat.kind if s.nat is not None else "",  # pystun3's name; "" until checked (g:covim_stun)
-            "candidates": s.peer.candidate_dicts(),  # [{type: host|srflx|relay, addr: "ip:port"}]
-        }
-
-    @guarded
-    def complete(self, arglead: str = "", cmdline: str = "", pos: int = 0) -> list[str]:
-        words = cmdline.split()
-        if len(words) <= 1 or (len(words) == 2 and not cmdline.endswith(" ")):
-            return [c for c in SUBCOMMANDS if c.startswith(arglead)]
-        return []
+        return status_of(self.session, self.last_state)
 
     def _bridge_for(self, buf):
         s = self.session
