@@ -14,6 +14,11 @@ Rules of the machine:
   it has been outstanding longer than ~1.25 smoothed RTTs (RACK-style: at that
   ack, or by a reorder deadline if it is not that old yet), so one lost packet
   costs about an RTT, not a timeout.
+* ``kick()`` resends all that is in flight at once: node.py calls it when a
+  link hears from the peer after a silence, and on a PING while something is
+  ``backed_off()`` (the ping proves the path works now; a NAT that lost its
+  mapping reopens it with that ping).  Pings come once a second, so this adds
+  at most one round per second.
 * At most ``WINDOW`` chunks are in flight; the rest wait in the send queue.
 
 The machine never reads a clock: ``now`` comes in with every call.
@@ -111,6 +116,17 @@ class ReliableChannel:
         for seq, entry in self._inflight.items():
             if entry.deadline <= now and seq not in self._resend:
                 self._resend.append(seq)
+
+    def kick(self) -> None:
+        """The path works again after a silence (a NAT lost its mapping): everything in flight goes
+        out at the next ``frames_to_send``, not when its backed-off deadline (up to MAX_RTO) says."""
+        for seq in self._inflight:
+            if seq not in self._resend:
+                self._resend.append(seq)
+
+    def backed_off(self) -> bool:
+        """Something in flight was sent three times or more (its timer has doubled at least twice)."""
+        return any(entry.tries >= 3 for entry in self._inflight.values())
 
     def on_ack(self, ack: Ack, now: float) -> None:
         acked: list[_Inflight] = []

@@ -6,7 +6,11 @@ introducer saw and to the peer's own LAN addresses (for peers behind one NAT);
 whichever answers first is the link's address from then on.  It always answers the address a
 packet really came from (peer-reflexive), which is what later hole punching
 relies on.  An up link pings every ``PING_INTERVAL`` for RTT and liveness and
-is declared dead after ``LINK_TIMEOUT`` of silence.
+is declared dead after ``LINK_TIMEOUT`` of silence.  After ``SILENT_AFTER``
+of silence the node refreshes its JOIN at once: if our NAT rebound (a flush,
+a reboot), the introducer sees our new address and tells the peer, whose
+HELLO there reopens its own NAT towards us; the first datagram after the
+silence resends what is in flight (``channel.kick``).
 
 Each Link object is one *incarnation* (``epoch``, increasing per node).  If
 one side drops the link (say after a freeze) and rebuilds it, its channel
@@ -31,6 +35,7 @@ PROBE_TIMEOUT = 30.0
 PING_INTERVAL = 1.0
 LINK_TIMEOUT = 10.0
 RESYNC_INTERVAL = 5.0
+SILENT_AFTER = 2.5  # an up link this long without a datagram: our NAT may have rebound (node.py)
 
 
 @dataclass
@@ -67,6 +72,7 @@ class Link:
     client_ids: set[int] = field(default_factory=set)
     pongs_due: list[int] = field(default_factory=list)
     restarts: int = 0
+    silent: bool = False  # SILENT_AFTER passed without a datagram (we refreshed our JOIN once)
 
     def __post_init__(self) -> None:
         self.path.hold_until = self.created + RELAY_HOLD  # paths.py: direct probing first, on every link
@@ -79,6 +85,8 @@ class Link:
         times = [self.deadline()]
         if self.up:
             times += [self.next_ping, self.next_resync]
+            if not self.silent:
+                times.append(self.last_rx + SILENT_AFTER)
             for t in (self.channel.get_timer(), self.path.get_timer()):
                 if t is not None:
                     times.append(t)

@@ -59,7 +59,7 @@ from .events import Event, JoinFailed, Joined, PeerDown, PeerUp, Problem, Synced
 from . import forwarding
 from .framing import KIND_HANDSHAKE, KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Forward, Frame, Hello, Ping, Pong, \
     decode_datagram_untrusted, decode_peer_body_untrusted
-from .link import PING_INTERVAL, PROBE_FIRST, PROBE_MAX, RESYNC_INTERVAL, Link
+from .link import PING_INTERVAL, PROBE_FIRST, PROBE_MAX, RESYNC_INTERVAL, SILENT_AFTER, Link
 from .messages import (AwarenessUpdate, SessionMessage, SyncStep1, SyncStep2, Update,
                        decode_session_message_untrusted, encode_session_message)
 from .presence import Presence
@@ -307,8 +307,11 @@ class PeerNode:
         link.introduced = link.introduced or introduced
         relays = member.candidates[len(member.candidates) - member.relays:] if member.relays else ()
         link.relays = relays
+        known = link.direct
         link.direct = tuple(dict.fromkeys(a for a in (member.addr, *member.candidates)
                                           if a is not None and a not in relays and a not in self.candidates))
+        if link.up and set(link.direct) - set(known) and known:  # its NAT rebound (the introducer saw it
+            link.upgrade_probe_due = True  # move): HELLO there opens our NAT towards its new address
         if not link.up:  # probe its LAN addresses too: the one the introducer saw may not lead back in
             fresh = tuple(a for a in member.candidates if a != link.addr and a not in self.candidates)
             if set(fresh) - set(link.candidates):  # new ways in (a relay announced late): probe them now
@@ -355,6 +358,9 @@ class PeerNode:
             link.candidates = tuple(a for a in (link.addr, *link.candidates) if a != addr)
         if changed or not link.up:
             link.addr, link.via_relay = link.path.addr or addr, link.path.via_relay  # paths.py: direct first
+        if link.up and (link.silent or now - link.last_rx >= SILENT_AFTER):  # back after a silence: resend now
+            link.silent = False
+            link.channel.kick()
         link.last_rx = now
         if keys is not None:  # what the handshake proved: who this is, and whether it may write
             link.client_id, link.writer = keys.client_id, keys.writer
@@ -376,6 +382,8 @@ class PeerNode:
                 link.hello_reply_due = link.hello_reply_due or frame.reply
             elif isinstance(frame, Ping):
                 link.pongs_due.append(frame.nonce)
+                if link.channel.backed_off():  # the path works now (channel.py): no waiting for a doubled RTO
+                    link.channel.kick()
             elif isinstance(frame, Pong):
                 if frame.nonce == link.ping_nonce and link.ping_sent_at is not None:
                     link.rtt = now - link.ping_sent_at
@@ -546,6 +554,9 @@ class PeerNode:
                 self._drop_link(link, "stopped answering" if link.up else
                                 f"could not be reached at {link.addr[0]}:{link.addr[1]}", reprobe=True)
             elif link.up:
+                if not link.silent and now >= link.last_rx + SILENT_AFTER:  # link.py: did our NAT rebind?
+                    link.silent = True
+                    self._next_join = min(self._next_join, now)  # the introducer sees where we are now
                 link.channel.handle_timer(now)
                 if link.path.handle_timer(now):
                     link.addr, link.via_relay = link.path.addr or link.addr, link.path.via_relay

@@ -65,6 +65,12 @@ class Nat:
         self._permits.add((pub[1], dst[0]) if self.filtering == "adf" else (pub[1], dst))
         return pub
 
+    def flush(self) -> None:
+        """Forget every mapping (``conntrack -F``, a router reboot): the next send out gets a new port."""
+        self._ports.clear()
+        self._inner.clear()
+        self._permits.clear()
+
     def inbound(self, src: Addr, dst: Addr) -> Addr | None:
         """Where a datagram from ``src`` to our public ``dst`` goes inside, or None (filtered)."""
         inner = dst if self.mapping == "none" else self._inner.get(dst[1])
