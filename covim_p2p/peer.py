@@ -28,7 +28,7 @@ from typing import Any, Callable
 import trio
 
 from .io.interfaces import interface_addresses
-from .io.udp import UdpDriver, bind_udp
+from .io.udp import UdpDriver, bind_udp, local_addr
 from .proto.framing import Addr
 from .proto.document import SharedDocument
 from .proto.gather import DEADLINE as GATHER_DEADLINE
@@ -45,6 +45,7 @@ from .proto.turn import TurnClient
 # For real users only: tests and CI set g:covim_stun to '' or to a lab server.
 DEFAULT_STUN = ("stun.l.google.com:19302", "stun.cloudflare.com:3478")
 MAX_TOKEN_ADDRS = 8
+MAX_IPV6_HOST = 2  # IPv6 host candidates offered (after every IPv4 one)
 REPLY_AFTER = 2.0  # a joiner unanswered this long offers a reply token (the seed's flow, other order)
 REPLY_WAIT = 120.0  # and then waits this long for the host's :CoVim add
 
@@ -114,16 +115,25 @@ class Candidate:
     addr: Addr
 
     def as_dict(self) -> dict[str, str]:
-        return {"type": self.type, "addr": f"{self.addr[0]}:{self.addr[1]}"}
+        ip = f"[{self.addr[0]}]" if ":" in self.addr[0] else self.addr[0]
+        return {"type": self.type, "addr": f"{ip}:{self.addr[1]}"}
+
+
+def _ipv6_addresses() -> list[str]:
+    return interface_addresses(socket.AF_INET6)
 
 
 def host_candidates(sock: socket.socket, configured: Any = None,
-                    enumerate_ips: Callable[[], list[str]] = interface_addresses) -> tuple[list[Candidate], str]:
-    """This socket's host candidates, and a one-line note when only this machine can use them."""
-    ip, port = sock.getsockname()[:2]
+                    enumerate_ips: Callable[[], list[str]] = interface_addresses,
+                    enumerate_ipv6: Callable[[], list[str]] = _ipv6_addresses) -> tuple[list[Candidate], str]:
+    """This socket's host candidates, and a one-line note when only this machine can use them.
+    A dual-stack socket (udp.py) also offers up to ``MAX_IPV6_HOST`` IPv6 addresses, after the IPv4 ones."""
+    ip, port = local_addr(sock)
     ips = configured_ips(configured)
     if not ips:
-        ips = [ip] if ip not in ("0.0.0.0", "") else enumerate_ips()
+        ips = [ip] if ip not in ("0.0.0.0", "", "::") else enumerate_ips()
+        if ip == "::" and sock.family == socket.AF_INET6:
+            ips += enumerate_ipv6()[:MAX_IPV6_HOST]
     if not ips:
         return [Candidate("host", ("127.0.0.1", port))], (
             "this machine has no network address besides loopback: only this machine can join")
@@ -205,6 +215,7 @@ class Peer:
         if gatherer is not None:
             known = {c.addr for c in self.candidates}
             self.candidates += [Candidate("srflx", a) for a in gatherer.reflexive if a not in known]
+            self.candidates.sort(key=lambda c: ":" in c.addr[0])  # IPv6 last: the IPv4 srflx is worth more
         if self.role in ("host", "waiting"):  # our own token names our candidates; a joiner's names the host's
             first = (self.rendezvous,) if self.rendezvous else ()
             self.token = replace(self.token, addrs=(*first, *(c.addr for c in self.candidates))[:MAX_TOKEN_ADDRS])

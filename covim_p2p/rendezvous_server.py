@@ -20,7 +20,7 @@ import time
 
 import trio
 
-from .io.udp import UdpDriver, bind_udp
+from .io.udp import UdpDriver, bind_udp, local_addr
 from .proto.public_introducer import PublicIntroducer
 
 
@@ -37,7 +37,8 @@ async def serve(bind: str, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -
             _say(machine.log.pop(0))
 
     driver = UdpDriver(machine, sock, activity)
-    _say(f"covim-rendezvous listening on UDP {sock.getsockname()[0]}:{sock.getsockname()[1]} "
+    ip, port = local_addr(sock)
+    _say(f"covim-rendezvous listening on UDP {'[' + ip + ']' if ':' in ip else ip}:{port} "
          "(introductions and STUN binding)")
     try:
         await driver.run(task_status=task_status)

@@ -99,3 +99,80 @@ def test_headless_host_and_join_share_a_document_over_loopback(tmp_path):
         assert host_final["text"] == "hello world"
     finally:
         host.kill()
+
+
+# ---- IPv6 host candidates (a dual-stack socket, io/udp.py) --------------------------------
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_a_dual_stack_socket_offers_ipv6_host_candidates_after_the_ipv4_ones():
+    from covim_p2p.io.udp import bind_udp
+    s = bind_udp("0.0.0.0", 0)
+    try:
+        if s.family != socket.AF_INET6:
+            pytest.skip("no IPv6 on this machine: the socket is IPv4 only (tested below)")
+        port = s.getsockname()[1]
+        cands, note = assembly.host_candidates(s, None, lambda: ["192.168.1.20"],
+                                               lambda: ["2001:db8::5", "fd00::7", "fd00::8"])
+        assert [c.as_dict() for c in cands] == [{"type": "host", "addr": f"192.168.1.20:{port}"},
+                                              {"type": "host", "addr": f"[2001:db8::5]:{port}"},
+                                              {"type": "host", "addr": f"[fd00::7]:{port}"}]
+        assert note == ""
+    finally:
+        s.close()
+
+
+def test_without_ipv6_the_wildcard_is_an_ipv4_socket_with_ipv4_candidates(monkeypatch):
+    from covim_p2p.io import udp
+    real = socket.socket
+
+    def no_ipv6(family=socket.AF_INET, *args, **kwargs):
+        if family == socket.AF_INET6:
+            raise OSError(97, "Address family not supported by protocol")
+        return real(family, *args, **kwargs)
+
+    monkeypatch.setattr(udp.socket, "socket", no_ipv6)
+    s = udp.bind_udp("0.0.0.0", 0)
+    monkeypatch.undo()
+    try:
+        assert s.family == socket.AF_INET
+        cands, _ = assembly.host_candidates(s, None, lambda: ["192.168.1.20"], lambda: ["2001:db8::5"])
+        assert [c.addr[0] for c in cands] == ["192.168.1.20"]
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("host_args,join_args", [
+    (["--bind", "::", "--host-addr", "::1"], []),  # over IPv6 loopback, the joiner on a dual-stack socket
+    (["--host-addr", "127.0.0.1"], ["--bind", "127.0.0.1"]),  # a dual-stack host, an IPv4-only joiner
+], ids=["ipv6", "dual-stack-host-ipv4-joiner"])
+def test_headless_peers_over_ipv6_and_across_dual_stack_and_ipv4_only(host_args, join_args):
+    if not _has_ipv6_loopback():
+        pytest.skip("no IPv6 loopback on this machine")
+    cmd = [sys.executable, "-m", "covim_p2p"]
+    host = subprocess.Popen(cmd + ["host", *host_args, "--name", "h", "--text", "hello", "--seconds", "4"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        token = ""
+        deadline = time.monotonic() + 5
+        while not token and time.monotonic() < deadline:
+            line = json.loads(host.stdout.readline())
+            token = line.get("token", "")
+        assert SessionToken.decode(token).addrs[0][0] == host_args[-1]
+        joined = subprocess.run(cmd + ["join", token, *join_args, "--name", "j", "--append", " world",
+                                       "--seconds", "1.5"], capture_output=True, text=True, timeout=10)
+        final = json.loads(joined.stdout.splitlines()[-1])
+        assert final["text"] == "hello world" and final["peers"][0]["path"] == "direct"
+        ipv6 = final["peers"][0]["addr"].startswith("[")  # (on one machine it may answer from another address)
+        assert ipv6 == (":" in host_args[-1]), final["peers"]
+        out, _ = host.communicate(timeout=10)
+        assert json.loads(out.splitlines()[-1])["text"] == "hello world"
+    finally:
+        host.kill()

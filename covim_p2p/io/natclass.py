@@ -41,7 +41,7 @@ def classify(local_ip: str | None, server: Addr, per_try: float = PER_TRY) -> Na
     except OSError as exc:
         return failed(f"no socket ({exc.strerror})")
     try:
-        if local_ip in (None, "", "0.0.0.0"):
+        if local_ip in (None, "", "0.0.0.0", "::"):  # "::": a dual-stack socket (udp.py)
             local_ip = source_ip_towards(server)
         sock.settimeout(per_try)
         sock.bind((local_ip, 0))

@@ -24,20 +24,65 @@ def now() -> float:
     return time.monotonic()
 
 
+WILDCARDS = ("0.0.0.0", "::")
+
+
+def _dual_stack(port: int) -> socket.socket | None:
+    """One socket for IPv4 and IPv6 (IPv4 peers appear as ::ffff:a.b.c.d), or None without IPv6."""
+    try:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    except OSError:
+        return None
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
 def bind_udp(host: str, port: int) -> socket.socket:
-    """Bind a non-blocking UDP socket; raises OSError with a clear message."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    """Bind a non-blocking UDP socket; raises OSError with a clear message.  The wildcard
+    ("0.0.0.0", the default, or "::") gets one dual-stack socket where the system has IPv6,
+    and an IPv4 one where it has not; UdpDriver hides the difference from the machines."""
+    sock = _dual_stack(port) if host in WILDCARDS else None
+    if sock is None:
+        host = "0.0.0.0" if host in WILDCARDS else host
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise OSError(exc.errno, f"UDP port {port} is already in use (try another port, or 0 for any)") from None
+            raise OSError(exc.errno, f"cannot bind UDP {host}:{port}: {exc.strerror}") from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise OSError(exc.errno, f"UDP port {port} is already in use (try another port, or 0 for any)") from None
-        raise OSError(exc.errno, f"cannot bind UDP {host}:{port}: {exc.strerror}") from None
+    except OSError:
+        pass
     sock.setblocking(False)
     return sock
+
+
+def from_socket(addr: tuple) -> Addr:
+    """A source address as the machines know it: IPv4 plain, even from a dual-stack socket."""
+    ip = addr[0]
+    if ip.startswith("::ffff:") and "." in ip:
+        ip = ip[7:]
+    return (ip, addr[1])
+
+
+def to_socket(sock: socket.socket, addr: Addr) -> tuple:
+    """A destination for ``sock``: IPv4 written as ::ffff:a.b.c.d on a dual-stack socket."""
+    if sock.family == socket.AF_INET6 and ":" not in addr[0]:
+        return ("::ffff:" + addr[0], addr[1])
+    return addr
+
+
+def local_addr(sock: socket.socket) -> Addr:
+    return from_socket(sock.getsockname()[:2])
 
 
 class UdpDriver:
@@ -52,7 +97,7 @@ class UdpDriver:
 
     @property
     def local_addr(self) -> Addr:
-        return self.sock.getsockname()[:2]
+        return local_addr(self.sock)
 
     def poke(self) -> None:
         """Thread-safe: something was fed to the machine; send and re-arm soon."""
@@ -68,7 +113,7 @@ class UdpDriver:
     def flush(self) -> None:
         for data, addr in self.machine.datagrams_to_send(now()):
             try:
-                self.sock.sendto(data, addr)
+                self.sock.sendto(data, to_socket(self.sock, addr))
             except (BlockingIOError, InterruptedError):
                 self.send_errors += 1
             except OSError:
@@ -90,7 +135,7 @@ class UdpDriver:
             except OSError:
                 continue  # ICMP port unreachable and friends: not ours to act on
             self.received += 1
-            self.machine.receive_datagram(data, addr[:2], now())
+            self.machine.receive_datagram(data, from_socket(addr), now())
             # Drain whatever else is queued before flushing, so bursts batch their acks.
             for _ in range(64):
                 try:
@@ -100,7 +145,7 @@ class UdpDriver:
                 except OSError:
                     continue
                 self.received += 1
-                self.machine.receive_datagram(data, addr[:2], now())
+                self.machine.receive_datagram(data, from_socket(addr), now())
             self.flush()
             self._on_activity()
             self._wake.set()  # a packet may have created an earlier deadline: re-arm the timer

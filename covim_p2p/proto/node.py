@@ -206,7 +206,7 @@ class PeerNode:
     def peers_status(self) -> list[dict[str, Any]]:
         names = {l.peer_id: l.name for l in self.links.values()}
         return [{"name": link.name, "addr": f"via {names.get(link.path.via, '?')}" if link.path.via else
-                 f"{link.addr[0]}:{link.addr[1]}",
+                 f"[{link.addr[0]}]:{link.addr[1]}" if ":" in link.addr[0] else f"{link.addr[0]}:{link.addr[1]}",
                  "path": link.path.kind,
                  "rtt_ms": link.rtt_ms(), "up": link.up}
                 for link in self.links.values()]
