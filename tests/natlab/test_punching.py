@@ -138,3 +138,39 @@ def test_a_symmetric_nat_links_through_the_turn_relay(nvim_factory, lab):
     wait_for(lambda: shared_lines(c) == ["relayed", "bob"], 2, what="bob's line at carol, well before a resync")
     type_keys(c, "Gocarol<Esc>")
     assert wait_converged([a, b, c], timeout=5) == ["relayed", "bob", "carol"]
+
+
+def test_a_relayed_link_moves_to_a_direct_path_that_opens_later(nvim_factory, lab, capsys):
+    """bob (port-restricted) and carol (symmetric, with TURN) link through the relay; then carol's
+    router turns port-restricted (its NAT rules swapped, its mappings flushed), so a hole can be
+    punched: the link's gentle direct probes find it and it leaves the relay."""
+    import subprocess
+    import time
+
+    from lab import NAT_RULES, TURN_PASSWORD, TURN_USER
+    server = lab.stun_server(40)
+    hosts, nvims = session(nvim_factory, lab, "port-restricted", "symmetric", lines=("upgrade",),
+                           settings={"carol": {"covim_turn": f"{TURN_USER}:{TURN_PASSWORD}@{server.ip}:3478"}})
+    a, b, c = nvims["alice"], nvims["bob"], nvims["carol"]
+    wait_full_mesh([a, b, c], "a full mesh, bob and carol through the relay")
+
+    def path(of, to: str) -> str:
+        return next((p["path"] for p in status(of)["peers"] if p["name"] == to), "")
+
+    assert path(c, "bob") == "relay"
+    router = lab.router(hosts["carol"])
+    subprocess.run(["ip", "netns", "exec", router, "nft", "delete", "table", "ip", "covim_nat"], check=True,
+                   timeout=30)
+    subprocess.run(["ip", "netns", "exec", router, "nft", "-f", "-"], input=NAT_RULES.format(random=""),
+                   text=True, check=True, timeout=30)
+    lab.flush_conntrack(hosts["carol"])
+    t0 = time.monotonic()
+    wait_for(lambda: path(c, "bob") == "direct" and path(b, "carol") == "direct", 30,
+             what="the bob-carol link to leave the relay for a direct path")
+    with capsys.disabled():
+        print(f"\nrelay -> direct after the NAT turned port-restricted: {time.monotonic() - t0:.2f} s")
+    assert peers_of(b)["carol"].startswith(hosts["carol"].public_ip + ":")  # no longer the relay's address
+    type_keys(b, "Gobob<Esc>")
+    type_keys(c, "Gocarol<Esc>")
+    final = wait_converged([a, b, c], timeout=10)
+    assert final[0] == "upgrade" and sorted(final[1:]) == ["bob", "carol"]
