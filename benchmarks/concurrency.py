@@ -45,6 +45,7 @@ def race(cfg: Config, n_peers: int, keystrokes: int, seed: int) -> tuple[int, in
         lost = sum((want - got).values())
         duplicated = sum((got - want).values())
         resyncs = sum(status(v)["resyncs"] for v in nvims)
+        print(f"    ({n_peers} peers: {sum(status(v).get('refusals', 0) for v in nvims)} applies refused and retried)")
         return lost, duplicated, resyncs, converged, sum(typed.values())
 
 

@@ -42,6 +42,7 @@ def status_of(s, last_state: str) -> dict:
         "synced": s.node.synced and not (bridge and bridge.locked),
         "pending_remote": len(bridge.pending) if bridge else 0,
         "resyncs": bridge.resyncs if bridge else 0,
+        "refusals": bridge.seam.refusals if bridge else 0,  # applies Lua refused (harmless, retried)
         "dropped": sum(dropped_by.values()),  # the introducer's too: it shares the host's socket
         "dropped_by": dropped_by,
         "public_addr": f"{s.node.observed[0]}:{s.node.observed[1]}" if s.node.observed else "",

@@ -106,3 +106,19 @@ def test_mixed_editing_by_three_peers_converges_with_no_resync(nvim_factory, see
     wait_mesh(peers)
     wait_converged(peers)
     mixed_race(peers, random.Random(seed))
+
+
+def test_a_refusal_is_counted_and_harmless(nvim_factory):
+    """An apply that meets a keystroke Python has not seen yet is refused, rebased and retried:
+    CoVimStatus().refusals counts it, and the text is exact."""
+    rng = random.Random(9)
+    peers = [nvim_factory() for _ in range(2)]
+    token = host(peers[0], "alice", ORIGINAL)
+    connect(peers[1], token, "bob")
+    wait_mesh(peers)
+    wait_converged(peers)
+    typed = race(peers, rng, 300)
+    check_exact(wait_converged(peers, timeout=30), typed)
+    refusals = [status(p)["refusals"] for p in peers]
+    print(f"refusals while two typed 300 keys each: {refusals}")
+    assert sum(refusals) > 0, "the race never met the refusal path it is meant to exercise"
