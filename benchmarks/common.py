@@ -25,9 +25,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from nvim_harness import NvimEnv, NvimFactory, descendant_pids  # noqa: E402
 
 LUA = Path(__file__).resolve().parent / "bench.lua"
+# The recorded sessions live in the project's shared/ folder beside the checkout; COVIM_TRACES overrides.
 TRACES = Path(os.environ.get("COVIM_TRACES", REPO.parent / "shared/data/editing-traces"))
-if not TRACES.is_dir():
-    TRACES = Path("/work/shared/data/editing-traces")
 
 
 class BenchError(AssertionError):

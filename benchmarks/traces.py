@@ -309,6 +309,8 @@ def concurrent_full_path(cfg: Config, plan: ConcurrentPlan, timeout: float) -> d
 
 def run(cfg: Config) -> None:
     group = "2. editing traces"
+    if not TRACES.is_dir():
+        raise BenchError(f"no editing traces at {TRACES}: set COVIM_TRACES to the editing-traces folder")
     timeout = 300
     limit = None if not cfg.quick else 20_000
     for name in ["automerge-paper", "seph-blog1"]:
