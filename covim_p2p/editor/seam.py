@@ -50,7 +50,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from .delta import delta_of, transform_edits, to_edits
+from .delta import blen, delta_of, to_edits, transform_edits
 from .edits import TextEdit, cut_big_inserts
 from .shadow import BufEdit, ShadowBuffer
 from .textdiff import diff_texts
@@ -65,6 +65,8 @@ class DocumentPort(Protocol):
     """What the seam needs of the document (the node's SharedDocument, or a test's)."""
 
     def take_remote_edits(self) -> list[TextEdit]: ...
+
+    def has_remote_edits(self) -> bool: ...
 
     def commit(self, edits: list[TextEdit]) -> None: ...
 
@@ -184,7 +186,7 @@ class Seam:
             budget -= len(edit.insert)
             removed = self._slice(edit.offset, edit.delete)
             b: BufEdit = self.shadow.apply(edit)
-            undo.append(TextEdit(edit.offset, len(edit.insert.encode("utf-8")), removed))
+            undo.append(TextEdit(edit.offset, blen(edit.insert), removed))
             calls.append([b.start_row, b.start_col, b.end_row, b.end_col, b.lines])
             count += 1
         self._seq += 1
@@ -212,8 +214,7 @@ class Seam:
         return self._inflight is None and not self._inbox and self.tick >= self._await_tick
 
     def _has_remote(self) -> bool:
-        has = getattr(self.document, "has_remote_edits", None)
-        return bool(has()) if has is not None else True
+        return self.document.has_remote_edits()
 
     def _take_flight(self, seq: int) -> _InFlight | None:
         flight = self._inflight
