@@ -18,12 +18,13 @@ Rules:
 * **A writer certificate per author** (keys.py ``writer_cert``): the
   session's writer key signs the author's public key.  A read-only guest
   has an author key (its client id, for its cursor) but no certificate.
-* **A record** is one signed change: ``author seq kind deps update sig``.
+* **A record** is one signed change: ``author seq kind end deps update sig``.
   ``seq`` counts the author's records from 1; ``deps`` is the author's
   Yjs state vector from before the change (its causal dependencies);
   ``kind`` is ``CHANGE`` (one transaction) or ``CHECKPOINT`` (all of the
   author's items and the deletions it knew of, as of its record ``seq``:
-  it replaces the records up to ``seq``).  The signature covers the
+  it replaces the records up to ``seq``); ``end`` is the author's Yjs
+  clock after it (a Yjs update tells its clocks only when it starts at 0).  The signature covers the
   session id and every field (``_signed``), so a record means one thing in
   one session.
 * Checks that need no public-key operation come first (sizes, the author's
@@ -97,6 +98,7 @@ class Record:
     kind: int
     deps: bytes  # a Yjs state vector
     update: bytes  # a Yjs v1 update holding items of the author's client id only
+    end: int  # the author's clock after it (Yjs can tell only from 0: ledger.py checks it)
     sig: bytes
 
     @property
@@ -111,34 +113,37 @@ class Record:
         return len(self.deps) + len(self.update) + PUBLIC_LEN + SIG_LEN + 16
 
 
-def _signed(session: int, author: bytes, seq: int, kind: int, deps: bytes, update: bytes) -> bytes:
-    return (Writer().raw(_RECORD_LABEL).u64(session).raw(author).uint(seq).u8(kind).blob(deps).bytes()
+def _signed(session: int, author: bytes, seq: int, kind: int, deps: bytes, update: bytes, end: int) -> bytes:
+    return (Writer().raw(_RECORD_LABEL).u64(session).raw(author).uint(seq).u8(kind).uint(end).blob(deps).bytes()
             + hashlib.blake2b(update, digest_size=32).digest())
 
 
-def sign_record(key: AuthorKey, session: int, seq: int, kind: int, deps: bytes, update: bytes) -> Record:
-    return Record(key.public, seq, kind, deps, update, key.sign(_signed(session, key.public, seq, kind, deps, update)))
+def sign_record(key: AuthorKey, session: int, seq: int, kind: int, deps: bytes, update: bytes, end: int) -> Record:
+    return Record(key.public, seq, kind, deps, update, end,
+                  key.sign(_signed(session, key.public, seq, kind, deps, update, end)))
 
 
 def record_signed(record: Record, session: int) -> bool:
     """The signature check (~50 us): the author made exactly this record for this session."""
-    return verify(record.author, record.sig,
-                  _signed(session, record.author, record.seq, record.kind, record.deps, record.update))
+    return verify(record.author, record.sig, _signed(session, record.author, record.seq, record.kind, record.deps,
+                                                     record.update, record.end))
 
 
 def write_record(w: Writer, record: Record) -> None:
-    """Inside a bundle the author is written once (messages.py), so a record is the rest."""
-    w.uint(record.seq).u8(record.kind).blob(record.deps).blob(record.update).raw(record.sig)
+    """Inside a bundle the author is written once, so a record is the rest."""
+    w.uint(record.seq).u8(record.kind).uint(record.end).blob(record.deps).blob(record.update).raw(record.sig)
 
 
 def read_record_untrusted(r: Reader, author: bytes) -> Record:
-    seq, kind = r.uint(), r.u8()
+    seq, kind, end = r.uint(), r.u8(), r.uint()
     if seq < 1:
         raise DecodeError("record sequence number 0")
     if kind not in (CHANGE, CHECKPOINT):
         raise DecodeError(f"unknown record kind {kind}")
     deps, update = r.blob(MAX_DEPS), r.blob(MAX_UPDATE)
-    return Record(author, seq, kind, deps, update, r.raw(SIG_LEN))
+    if end >= 1 << CLIENT_BITS:
+        raise DecodeError("a record's clock beyond 2**53")
+    return Record(author, seq, kind, deps, update, end, r.raw(SIG_LEN))
 
 
 MAX_AUTHORS_PER_BUNDLE = 1024

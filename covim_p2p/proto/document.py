@@ -7,15 +7,10 @@ Rules:
 * A ``Y.Map`` named ``meta`` beside it carries the host's file ``name`` (a
   base name) and ``filetype``, as plain strings: Yjs peers read and write it
   as any map.  Receivers treat it as untrusted (``meta_untrusted``).
-* Every local transaction produces an update message carrying the sender's
-  state vector from just before it (its *dependencies*).  A receiver applies
-  an update only once its own state vector covers those dependencies, and
-  holds it back until then: pycrdt diverges on out-of-causal-order updates
-  (DESIGN.md section 3), so we never let it see one.  Per-link in-order
-  delivery (channel.py) covers a sender's own updates; this covers updates
-  that depend on a third peer's edits arriving by another path.
-* State-vector sync (SyncStep1/SyncStep2) is always safe to apply and heals
-  anything the held-back queue waits for.
+* Every local transaction yields its update and our state vector from just
+  before it (its *dependencies*); the ledger (ledger.py) signs them, and
+  gives us others' updates only once we hold their dependencies: pycrdt
+  diverges on out-of-causal-order updates (DESIGN.md section 3).
 * Remote changes are observed without calling out (we may be inside a
   pycrdt transaction): they are queued as TextEdits for the editor to take.
 * Undo is the CRDT's, not Neovim's: Neovim's ``u`` would also revert other
@@ -46,15 +41,14 @@ from pycrdt import Awareness, Doc, Map, StickyIndex, Text, UndoManager
 from pycrdt._transaction import hash_origin
 
 from ..editor.edits import TextEdit, coalesce, delta_to_edits
-from .codec import DecodeError
+from .codec import DecodeError, write_varuint
 
 LOCAL = "covim-local"
 UNDO = "covim-undo"  # an undo, applied to the shared Doc: it must reach the buffer, not the mirror again
 TEXT_NAME = "content"
 META_NAME = "meta"  # a Y.Map beside the text: the host's file "name" (a base name) and "filetype"
 META_MAX = 255  # bytes per meta value; longer or non-string values are ignored
-MAX_HELD_BACK = 10_000
-MAX_HELD_BACK_BYTES = 64 << 20  # and at most this much of them
+ALL = 2**53 - 1  # a clock no client reaches: "I have all of it"
 UNDO_CAPTURE_MS = 500  # keystrokes closer than this undo together, like one insert in Neovim
 
 
@@ -115,9 +109,6 @@ class SharedDocument:
         self.text: Text = self.doc.get(TEXT_NAME, type=Text)
         self.awareness = ClockedAwareness(self.doc)
         self._remote_edits: list[TextEdit] = []
-        self._held_back: list[tuple[dict[int, int], bytes]] = []
-        self.held_back_dropped = 0
-        self._held_bytes = 0
         self.now_ms = 0  # set by the node before local changes: the undo manager's clock
         self._local_origin = hash_origin(LOCAL)
         self._undo_origin = hash_origin(UNDO)
@@ -194,18 +185,15 @@ class SharedDocument:
             _apply(self._mirror_doc, self._mirror, backlog, "covim-remote")
 
     def _capture(self, change: Callable[[], Any]) -> list[tuple[bytes, bytes]]:
-        """Run ``change``; (dependencies, update) for each transaction it made.
-
-        Dependencies are the state before the first: later ones also depend on
-        the earlier, which the same sender's ordered channel delivers first."""
-        before = self.doc.get_state()
-        updates: list[bytes] = []
-        sub = self.doc.observe(lambda event: updates.append(event.update))
+        """Run ``change``; (dependencies, update) for each transaction it made, the
+        dependencies being the state vector just before that transaction."""
+        changes: list[tuple[bytes, bytes]] = []
+        sub = self.doc.observe(lambda event: changes.append((event.before_state, event.update)))
         try:
             change()
         finally:
             self.doc.unobserve(sub)
-        return [(before, update) for update in updates]
+        return changes
 
     # ---- the session's file: name and filetype ---------------------------
 
@@ -255,48 +243,27 @@ class SharedDocument:
     def state_vector(self) -> bytes:
         return self.doc.get_state()
 
-    def diff_since(self, state_vector: bytes) -> bytes:
-        decode_state_vector_untrusted(state_vector)  # pycrdt panics on garbage
-        return self.doc.get_update(state_vector)
-
-    def apply_sync(self, update: bytes) -> None:
-        """SyncStep2 content: complete relative to our state, so apply at once."""
-        if update != b"\x00\x00":
-            self.doc.apply_update(update)
-        self._release_held_back()
-
-    def receive_update(self, dependencies: bytes, update: bytes) -> None:
-        need = decode_state_vector_untrusted(dependencies)
-        if not self._held_back and covers(self._have(), need):
-            self.doc.apply_update(update)
-            return
-        if len(self._held_back) >= MAX_HELD_BACK or self._held_bytes + len(update) > MAX_HELD_BACK_BYTES:
-            # Far behind: forget the queue; the next state-vector sync fetches it all.
-            self.held_back_dropped += len(self._held_back)
-            self._held_back.clear()
-            self._held_bytes = 0
-        self._held_back.append((need, update))
-        self._held_bytes += len(update)
-        self._release_held_back()
-
-    def waiting_updates(self) -> int:
-        return len(self._held_back)
-
-    def _have(self) -> dict[int, int]:
+    def have(self) -> dict[int, int]:
+        """Client id -> clock: what the document holds (a decoded state vector)."""
         return decode_state_vector_untrusted(self.doc.get_state())
 
-    def _release_held_back(self) -> None:
-        progress = True
-        while self._held_back and progress:
-            progress = False
-            have = self._have()
-            for i, (need, update) in enumerate(self._held_back):
-                if covers(have, need):
-                    del self._held_back[i]
-                    self._held_bytes -= len(update)
-                    self.doc.apply_update(update)
-                    progress = True
-                    break
+    def apply_verified(self, update: bytes) -> None:
+        """An update the ledger (ledger.py) verified, whose dependencies we hold."""
+        if update != b"\x00\x00":
+            self.doc.apply_update(update)
+
+    def items_of(self, client: int) -> bytes:
+        """A Yjs update with ``client``'s items only (deleted ones as bare ranges) and every
+        deletion we know of: the body of that author's checkpoint (ledger.py)."""
+        others = [c for c in self.have() if c != client]
+        out = bytearray()
+        write_varuint(out, len(others) + 1)
+        for c in others:
+            write_varuint(out, c)
+            write_varuint(out, ALL)
+        write_varuint(out, client)
+        write_varuint(out, 0)
+        return self.doc.get_update(bytes(out))
 
     # ---- cursors ---------------------------------------------------------
 
@@ -324,7 +291,7 @@ class SharedDocument:
         client, clock = item.get("client"), item.get("clock")
         if not (isinstance(client, int) and isinstance(clock, int)) or clock < 0:
             return None
-        if clock >= self._have().get(client, 0):
+        if clock >= self.have().get(client, 0):
             return None
         try:
             return StickyIndex.from_json(data, self.text).get_index()

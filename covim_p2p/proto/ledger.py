@@ -1,0 +1,327 @@
+"""The signed material behind the shared text: every author's records, and what the document took.
+
+Why: the document (document.py) may only ever hold changes their author
+signed (authorship.py), or a writer could put words in a departed peer's
+mouth.  The ledger keeps, per author, the records that make its part of the
+text, verifies what arrives, feeds the document in causal order, and
+answers a peer's WANT with exactly what that peer lacks.
+
+Rules of the machine (one per document; pure, no clock):
+
+* **Authors.**  An author is an Ed25519 public key with a writer
+  certificate (keys.py), verified once, when first seen; an author whose
+  certificate does not verify is refused ("read-only").  At most
+  ``MAX_AUTHORS``; a new one beyond is refused ("too many authors"), and no
+  author is ever evicted by what arrives.
+* **Records.**  Per author: the newest checkpoint (``cp``) and the records
+  after it.  ``known`` is the highest seq up to which we hold everything,
+  ``applied`` the highest the document took.  A record at or below
+  ``known`` is a duplicate, skipped before any signature check; one far
+  ahead of ``known`` (``MAX_AHEAD``) is dropped and comes again by WANT.
+  A record must verify ("forged edit"), and its update may add items of its
+  author's client id only ("forged edit"); deletions it carries are its
+  author's to make.  A newer checkpoint replaces the records it covers.
+* **Causal delivery.**  pycrdt diverges when it sees an update before the
+  items it builds on (DESIGN.md section 3), so an item goes to the document
+  only once the document covers its ``deps``.  An author's next item is
+  applied when its own deps are covered; a checkpoint can depend on a later
+  change of another author whose checkpoint depends on it, so items still
+  waiting are then merged and applied at once, for the largest set of
+  authors whose needs that set covers (``_release``).
+* **Our own.**  ``sign`` turns our transactions into records; ``checkpoint``
+  signs all of our items as one (the document's encoding: deleted text is
+  gone from it).  A peer that has none of our work gets a fresh checkpoint
+  of it (``answer``), never the history, and we broadcast one whenever our
+  records since the last outweigh it (``checkpoint_due``), so what others
+  keep of us stays bounded.
+* **WANT.**  A vector ``client -> seq``, shaped as a Yjs state vector
+  (``ALL`` for an author asked elsewhere).  The answer holds, per author,
+  the records after the asker's seq, or the checkpoint and all after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pycrdt import get_update, merge_updates
+
+from .authorship import CHANGE, CHECKPOINT, AuthorKey, Material, Record, client_id_of, record_signed, sign_record
+from .codec import DecodeError, write_varuint
+from .document import ALL, SharedDocument, covers, decode_state_vector_untrusted
+from .drops import Drops
+from .keys import SessionKeys
+
+MAX_AUTHORS = 1024
+MAX_AHEAD = 4096
+MAX_BYTES = 768 << 20
+CHECKPOINT_MIN_BYTES = 64 << 10
+
+
+@dataclass(slots=True)
+class _Item:
+    record: Record
+    need: dict[int, int]  # deps, without the author's own client for a checkpoint
+
+
+@dataclass
+class _Author:
+    public: bytes
+    cert: bytes
+    client: int
+    cp: _Item | None = None
+    records: dict[int, _Item] = field(default_factory=dict)  # seq > cp seq (or ahead of known)
+    known: int = 0
+    applied: int = 0
+    bytes: int = 0
+    since_cp: int = 0  # bytes of records after the checkpoint
+
+    @property
+    def cp_seq(self) -> int:
+        return self.cp.record.seq if self.cp else 0
+
+    def next_item(self) -> _Item | None:
+        if self.applied >= self.known:
+            return None
+        if self.cp is not None and self.applied < self.cp_seq:
+            return self.cp
+        return self.records[max(self.applied, self.cp_seq) + 1]
+
+    def pending(self) -> list[_Item]:
+        if self.applied >= self.known:
+            return []
+        items = [self.cp] if self.cp and self.applied < self.cp_seq else []
+        start = max(self.applied, self.cp_seq)
+        return items + [self.records[s] for s in range(start + 1, self.known + 1)]
+
+
+def _has_structs(update: bytes, vector: dict[int, int]) -> bool:
+    """Does ``update`` hold items beyond ``vector``?  (A v1 update starts with its count of clients.)"""
+    try:
+        return get_update(update, _encode_vector(vector))[0] != 0
+    except BaseException as exc:  # noqa: BLE001 - pycrdt panics are BaseExceptions
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise DecodeError(f"an update pycrdt cannot read ({type(exc).__name__})") from None
+
+
+def items_only_of(update: bytes, client: int, start: int, end: int) -> None:
+    """DecodeError("forged edit") unless ``update`` adds items of ``client`` only, reaching ``end``
+    exactly: nothing of anyone else, nothing past ``end``, and something at ``end - 1`` if
+    ``end > start``."""
+    if _has_structs(update, {client: end}) or (end > start and not _has_structs(update, {client: end - 1})):
+        raise _Refused("forged edit")
+    if end < start:
+        raise _Refused("forged edit")
+
+
+class _Refused(DecodeError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Ledger:
+    def __init__(self, session: int, keys: SessionKeys, document: SharedDocument, author: AuthorKey,
+                 drops: Drops | None = None) -> None:
+        self.session = session
+        self.keys = keys
+        self.document = document
+        self.author = author
+        self.drops = drops if drops is not None else Drops()
+        self.authors: dict[bytes, _Author] = {}
+        self._by_client: dict[int, _Author] = {}
+        self.bytes = 0
+        self.cert = keys.writer_cert(author.public)
+        self.own = self._add_author(author.public, self.cert)
+        self.checkpoint(fresh=True)  # what the document holds already (a host's file) is ours to sign
+
+    # ---- authors -------------------------------------------------------------
+
+    def _add_author(self, public: bytes, cert: bytes) -> _Author:
+        a = _Author(public, cert, client_id_of(public))
+        self.authors[public] = a
+        self._by_client[a.client] = a
+        return a
+
+    def register(self, public: bytes, cert: bytes) -> _Author | None:
+        """An author as a handshake or a bundle names it; None (and counted) if refused."""
+        a = self.authors.get(public)
+        if a is not None:
+            return a
+        if not self.keys.is_writer(public, cert):
+            self.drops.add("read-only")
+            return None
+        if len(self.authors) >= MAX_AUTHORS:
+            self.drops.add("too many authors")
+            return None
+        return self._add_author(public, cert)
+
+    # ---- our own work ----------------------------------------------------------
+
+    def sign(self, changes: list[tuple[bytes, bytes]]) -> Material | None:
+        """Our transactions ((deps, update) pairs, document.py) as records to broadcast."""
+        if not self.cert or not changes:
+            return None
+        own, records = self.own, []
+        ends = [decode_state_vector_untrusted(deps).get(own.client, 0) for deps, _ in changes[1:]]
+        ends.append(self.document.have().get(own.client, 0))
+        for (deps, update), end in zip(changes, ends):
+            record = sign_record(self.author, self.session, own.known + 1, CHANGE, deps, update, end)
+            self._store(own, _Item(record, decode_state_vector_untrusted(deps)))
+            own.known = own.applied = record.seq
+            records.append(record)
+        return Material(self.author.public, self.cert, tuple(records))
+
+    def checkpoint(self, fresh: bool = False) -> Material | None:
+        """All of our items (and the deletions we know of) as one record; None if we have none.
+        ``fresh``: the document may hold changes no record of ours has (made while we were not in
+        the session), so the checkpoint takes a new seq, which peers holding our last one accept."""
+        if not self.cert:
+            return None
+        own = self.own
+        if own.cp is not None and own.cp_seq == own.known and not fresh:
+            return Material(own.public, own.cert, (own.cp.record,))
+        have = self.document.have()
+        if not have.get(own.client) and own.known == 0 and self.document.byte_len() == 0:
+            return None
+        update = self.document.items_of(own.client)
+        deps = {c: k for c, k in have.items() if c != own.client}
+        seq = own.known if own.cp_seq < own.known and not fresh else own.known + 1
+        record = sign_record(self.author, self.session, seq, CHECKPOINT, _encode_vector(deps), update,
+                             have.get(own.client, 0))
+        self._set_checkpoint(own, _Item(record, deps))
+        own.known = own.applied = seq
+        return Material(own.public, own.cert, (record,))
+
+    def checkpoint_due(self) -> bool:
+        own = self.own
+        return bool(self.cert) and own.since_cp >= max(CHECKPOINT_MIN_BYTES, own.cp.record.size() if own.cp else 0)
+
+    # ---- theirs ------------------------------------------------------------------
+
+    def receive(self, materials: list[Material]) -> None:
+        """A decoded bundle: verify what is new, keep it, and give the document what it can take."""
+        for m in materials:
+            a = self.register(m.author, m.cert)
+            if a is None or a is self.own:
+                continue
+            for record in m.records:
+                self._receive_record(a, record)
+        self._release()
+
+    def _receive_record(self, a: _Author, record: Record) -> None:
+        if record.seq <= a.known and not (record.checkpoint and record.seq > a.cp_seq):
+            return  # a duplicate: no signature check for it
+        if record.seq > a.known + MAX_AHEAD or (not record.checkpoint and record.seq in a.records):
+            self.drops.add("too far ahead" if record.seq > a.known else "duplicate")
+            return
+        if self.bytes + record.size() > MAX_BYTES:
+            self.drops.add("ledger full")
+            return
+        if not record_signed(record, self.session):
+            self.drops.add("forged edit")
+            return
+        try:
+            need = decode_state_vector_untrusted(record.deps)
+            items_only_of(record.update, a.client, 0 if record.checkpoint else need.get(a.client, 0), record.end)
+        except DecodeError as exc:
+            self.drops.add_error(exc)
+            return
+        item = _Item(record, need)
+        if record.checkpoint:
+            need.pop(a.client, None)
+            self._set_checkpoint(a, item)
+        else:
+            self._store(a, item)
+        while a.known + 1 in a.records:
+            a.known += 1
+
+    def _store(self, a: _Author, item: _Item) -> None:
+        a.records[item.record.seq] = item
+        size = item.record.size()
+        a.bytes += size
+        a.since_cp += size
+        self.bytes += size
+
+    def _set_checkpoint(self, a: _Author, item: _Item) -> None:
+        seq = item.record.seq
+        gone = [s for s in a.records if s <= seq]
+        freed = sum(a.records.pop(s).record.size() for s in gone) + (a.cp.record.size() if a.cp else 0)
+        a.cp = item
+        a.since_cp = sum(i.record.size() for i in a.records.values())
+        a.bytes += item.record.size() - freed
+        self.bytes += item.record.size() - freed
+        a.known = max(a.known, seq)
+
+    # ---- into the document -------------------------------------------------------
+
+    def pending(self) -> int:
+        """Items held until the document has what they build on."""
+        return sum(len(a.pending()) for a in self.authors.values())
+
+    def _release(self) -> None:
+        progress = True
+        while progress:
+            progress = False
+            have = self.document.have()
+            for a in self.authors.values():
+                while (item := a.next_item()) is not None and covers(have, item.need):
+                    self.document.apply_verified(item.record.update)
+                    a.applied = item.record.seq
+                    have = self.document.have()
+                    progress = True
+        waiting = {a.public: a.pending() for a in self.authors.values() if a.applied < a.known}
+        if not any(items and items[0].record.checkpoint for items in waiting.values()):
+            return
+        have = self.document.have()
+        while waiting:  # the largest set whose needs it covers together with the document
+            provided = dict(have)
+            for public, items in waiting.items():
+                client = self.authors[public].client
+                provided[client] = max(provided.get(client, 0), *(i.record.end for i in items))
+            short = [p for p, items in waiting.items() if not all(covers(provided, i.need) for i in items)]
+            if not short:
+                break
+            for p in short:
+                del waiting[p]
+        if waiting:
+            updates = [i.record.update for items in waiting.values() for i in items]
+            self.document.apply_verified(merge_updates(*updates) if len(updates) > 1 else updates[0])
+            for public, items in waiting.items():
+                a = self.authors[public]
+                a.applied = max(i.record.seq for i in items)
+
+    # ---- WANT and its answer ---------------------------------------------------------
+
+    def want(self, elsewhere: set[int]) -> bytes:
+        """Our vector; ``elsewhere``: clients whose authors we ask themselves (linked peers)."""
+        vector = {a.client: a.known for a in self.authors.values() if a.known}
+        vector.update(dict.fromkeys(elsewhere, ALL))
+        return _encode_vector(vector)
+
+    def answer(self, vector_bytes: bytes) -> list[Material]:
+        """What a peer whose WANT this is lacks (DecodeError if the vector is malformed)."""
+        vector = decode_state_vector_untrusted(vector_bytes)
+        out = []
+        for a in self.authors.values():
+            theirs = vector.get(a.client, 0)
+            if theirs >= a.known:
+                continue
+            if a is self.own and theirs < max(a.cp_seq, 1):
+                material = self.checkpoint()  # our work, as it is now: never its history
+                if material is not None:
+                    out.append(material)
+                continue
+            items = [a.cp] if a.cp and theirs < a.cp_seq else []
+            items += [a.records[s] for s in range(max(theirs, a.cp_seq) + 1, a.known + 1)]
+            out.append(Material(a.public, a.cert, tuple(i.record for i in items)))
+        return out
+
+
+def _encode_vector(vector: dict[int, int]) -> bytes:
+    out = bytearray()
+    write_varuint(out, len(vector))
+    for client, n in vector.items():
+        write_varuint(out, client)
+        write_varuint(out, n)
+    return bytes(out)
