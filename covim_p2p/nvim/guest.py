@@ -32,7 +32,7 @@ def share_meta(nvim, session, buf: int) -> None:
     filetype = nvim.api.get_option_value("filetype", {"buf": buf})
     meta = {k: v for k, v in (("name", os.path.basename(path)), ("filetype", filetype)) if v}
     if meta:
-        session.node.document.set_meta(**meta)  # before anyone joined: the first sync carries it
+        session.node.set_meta(**meta)  # signed like an edit (ledger.py): every sync carries it
 
 
 def adopt_meta(nvim, session) -> None:

@@ -9,10 +9,11 @@ Rules of the machine:
 * ``joined``: every member the introducer names gets a link (link.py).  JOIN
   is repeated every ``REFRESH_INTERVAL`` as keepalive; if the introducer is
   gone nothing else changes: links carry the session.
-* A link that comes up exchanges SyncStep1 (and answers SyncStep2) and our
-  awareness state; SyncStep1 is repeated every ``RESYNC_INTERVAL``.
-* Local edits become UPDATE messages on every up link; a link that comes up
-  later catches up through the state-vector sync.
+* Edits are signed (ledger.py): local edits become SIGNED records on every
+  up link, and whatever SIGNED brings is verified record by record, whoever
+  relays it.  A link that comes up exchanges WANT (answered with SIGNED)
+  and our awareness state; WANT is repeated every ``RESYNC_INTERVAL``.  We
+  ask each linked peer for its own work and the rest of anyone.
 * Peer datagrams from a peer we have no link to are answered with BYE unless
   they carry HELLO (a new link), so a stale link is torn down and rebuilt.
 * A link lost to silence (or to ``BYE "no such link"``) is probed again for
@@ -50,17 +51,19 @@ from collections.abc import Callable
 from typing import Any
 
 from ..editor.edits import TextEdit
-from .attribution import awareness_clients_untrusted, refusal, request_vector
+from .attribution import awareness_clients_untrusted
+from .authorship import AuthorKey, Material
 from .channel import ChannelError
 from .codec import DecodeError
 from .drops import Drops
-from .document import SharedDocument, decode_state_vector_untrusted
+from .document import SharedDocument
 from .events import Event, JoinFailed, Joined, PeerDown, PeerUp, Problem, Synced
 from . import forwarding
 from .framing import KIND_HANDSHAKE, KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Forward, Frame, Hello, Ping, Pong, \
     decode_datagram_untrusted, decode_peer_body_untrusted
 from .link import PING_INTERVAL, PROBE_FIRST, PROBE_MAX, RESYNC_INTERVAL, SILENT_AFTER, Link
-from .messages import (AwarenessUpdate, SessionMessage, SyncStep1, SyncStep2, Update,
+from .ledger import Ledger
+from .messages import (AwarenessUpdate, SessionMessage, Signed, SyncStep1, SyncStep2, Want,
                        decode_session_message_untrusted, encode_session_message)
 from .presence import Presence
 from .registration import KEY_REPLY, Registration
@@ -99,9 +102,12 @@ class PeerNode:
         self.name = name
         self.token = token
         self.peer_id = peer_id
-        # ``document``: the one a disconnected session kept (same client id), so a rejoin
-        # merges what was typed apart by state-vector sync
-        self.document = document if document is not None else SharedDocument(client_id, initial_text)
+        # ``document``: the one a disconnected session kept (same author key, so same client id,
+        # and its ledger), so a rejoin merges what was typed apart.  ``client_id`` is ignored: it
+        # is derived from the author key (authorship.py).
+        self.author: AuthorKey = getattr(document, "author", None) or AuthorKey(random_bytes(32))
+        self.document = document if document is not None else SharedDocument(self.author.client_id, initial_text)
+        self.document.author = self.author
         self.links: dict[int, Link] = {}
         self.state = "joining"
         self.drops = Drops()
@@ -116,7 +122,14 @@ class PeerNode:
         self._join_interval = JOIN_RETRY_FIRST
         self._next_join = now
         self._last_epoch = 0
-        self.wire = PeerWire(token, peer_id, turn, random_bytes, client_id=client_id, drops=self.drops)
+        self.wire = PeerWire(token, peer_id, turn, random_bytes, author=self.author, drops=self.drops)
+        ledger = getattr(self.document, "ledger", None)
+        if ledger is not None and ledger.session == token.session:
+            ledger.drops = self.drops
+            ledger.checkpoint(fresh=True)  # what was typed while we were away gets a seq peers accept
+        else:
+            ledger = Ledger(token.session, self.wire.keys, self.document, self.author, self.drops)
+        self.ledger = self.document.ledger = ledger
         self.wire.forward = self._forward_out  # forwarding.py: paths through a mesh peer
         self._forward_budget = forwarding.Budget()
         self.is_host = introducer is not None
@@ -157,8 +170,7 @@ class PeerNode:
         if self.read_only:
             self._events.append(Problem("this session is read-only for you: your change was not shared"))
             return
-        for deps, update in self.document.local_edits(edits):
-            self._broadcast(Update(deps, update))
+        self._share(self.ledger.sign(self.document.local_edits(edits)))
 
     def undo(self, now: float, redo: bool = False) -> bool:
         """Undo our own last change (never another peer's); False if there was none."""
@@ -167,9 +179,20 @@ class PeerNode:
         if self.read_only:
             return False  # a read-only guest made no change of its own
         changes = self.document.undo(redo)
-        for deps, update in changes:
-            self._broadcast(Update(deps, update))
+        self._share(self.ledger.sign(changes))
         return bool(changes)
+
+    def set_meta(self, **values: str) -> None:
+        """The host's file name and filetype (document.py), signed and shared like an edit."""
+        if not self.read_only:
+            self._share(self.ledger.sign(self.document.set_meta(**values)))
+
+    def _share(self, material: Material | None) -> None:
+        """Our new records to every up link; a checkpoint when they outweigh the last (ledger.py)."""
+        if material is not None:
+            self._broadcast(Signed((material,)))
+        if self.ledger.checkpoint_due():
+            self._broadcast(Signed((self.ledger.checkpoint(),)))
 
     def set_cursor(self, anchor: int, head: int, now: float) -> None:
         self.presence.set_cursor(anchor, head, now)
@@ -406,7 +429,7 @@ class PeerNode:
                 if _is_fatal(exc):
                     raise
                 self._events.append(Problem(f"could not apply {link.name}'s change ({type(exc).__name__}: {exc}); resyncing"))
-                link.channel.send(encode_session_message(SyncStep1(self._request_vector(link))))
+                link.channel.send(encode_session_message(self._want(link)))
 
     def _on_forward(self, link: Link, frame: Forward, now: float) -> None:
         """forwarding.py: pass FORWARD_TO on between two up, introduced links; open FORWARDED."""
@@ -440,42 +463,28 @@ class PeerNode:
         self._events.append(PeerUp(link.peer_id, link.name))
 
     def _start_sync(self, link: Link) -> None:
-        link.channel.send(encode_session_message(SyncStep1(self._request_vector(link))))
+        link.channel.send(encode_session_message(self._want(link)))
         link.channel.send(encode_session_message(AwarenessUpdate(self.presence.own_update())))
 
     def _others(self, link: Link) -> set[int]:
-        """Client ids of the other peers we hold a proven, up link to (attribution.py)."""
+        """Client ids of the other peers we hold a proven, up link to: we ask them for their own work."""
         return {l.client_id for l in self.links.values() if l is not link and l.up and l.client_id is not None}
 
-    def _request_vector(self, link: Link) -> bytes:
-        return request_vector(decode_state_vector_untrusted(self.document.state_vector()), self._others(link))
-
-    def _refused(self, link: Link, update: bytes, direct: bool) -> bool:
-        """attribution.py: edits count only from the static key (and client id) that made them."""
-        why = refusal(update, decode_state_vector_untrusted(self.document.state_vector()), link.client_id,
-                      link.writer, self._others(link), direct)
-        if why is not None:
-            self.drops.add(why)
-        return why is not None
+    def _want(self, link: Link) -> Want:
+        return Want(self.ledger.want(self._others(link)))
 
     def _on_session_message(self, link: Link, msg: SessionMessage, now: float) -> None:
-        doc = self.document
-        if isinstance(msg, Update):
-            if not self._refused(link, msg.update, direct=True):
-                doc.receive_update(msg.dependencies, msg.update)
-        elif isinstance(msg, SyncStep1):
-            link.channel.send(encode_session_message(SyncStep2(doc.diff_since(msg.state_vector))))
-        elif isinstance(msg, SyncStep2):
-            if self._refused(link, msg.update, direct=False):
-                if link.writer:  # a link came up while it travelled: ask again, for the right part
-                    link.channel.send(encode_session_message(SyncStep1(self._request_vector(link))))
-                return
-            doc.apply_sync(msg.update)
+        if isinstance(msg, Signed):  # ledger.py verifies every record, whoever relays it
+            self.ledger.receive(list(msg.materials))
             # Another joiner may still be empty itself: only the host's peer (or, once
             # the host is gone, anyone) proves we now hold the whole document.
-            if not self.synced and (link.is_host or not any(l.is_host for l in self.links.values())):
+            if msg.reply and not self.synced and (link.is_host or not any(l.is_host for l in self.links.values())):
                 self.synced = True
                 self._events.append(Synced())
+        elif isinstance(msg, Want):
+            link.channel.send(encode_session_message(Signed(tuple(self.ledger.answer(msg.vector)), reply=True)))
+        elif isinstance(msg, (SyncStep1, SyncStep2)):
+            self.drops.add("unsigned")  # y-protocols sync: nothing vouches for who wrote it
         elif isinstance(msg, AwarenessUpdate):
             if any(c != link.client_id for c in awareness_clients_untrusted(msg.update)):
                 self.drops.add("forged cursor")
@@ -568,7 +577,7 @@ class PeerNode:
                     link.ping_due = True
                     link.next_ping = now + PING_INTERVAL
                 if now >= link.next_resync:
-                    link.channel.send(encode_session_message(SyncStep1(self._request_vector(link))))
+                    link.channel.send(encode_session_message(self._want(link)))
                     link.next_resync = now + RESYNC_INTERVAL
             elif link.path.handle_timer(now):  # the relay held during the link's first second: now it may carry it
                 link.addr, link.via_relay, link.last_rx = link.path.addr or link.addr, link.path.via_relay, now

@@ -1,11 +1,14 @@
-"""Session messages: one type byte, then exactly a y-protocols message.
+"""Session messages: one type byte, then a y-protocols message (SYNC, AWARENESS) or ours (WANT,
+SIGNED).
 
-The payload after our type byte must be byte-identical to what pycrdt's own
-y-protocols helpers write (and so to what Yjs writes: tests/test_yjs_compat.py),
-and the untrusted decoder must turn any bytes into a message or DecodeError.
+The y-protocols payloads must be byte-identical to what pycrdt's own helpers write (and so to
+what Yjs writes: tests/test_yjs_compat.py), and the untrusted decoder must turn any bytes into a
+message or DecodeError.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,9 +16,10 @@ from hypothesis import strategies as st
 from pycrdt import (Awareness, Doc, Text, YMessageType, YSyncMessageType, create_awareness_message,
                     create_sync_message, create_update_message, handle_sync_message)
 
-from covim_p2p.proto.codec import DecodeError, varuint
-from covim_p2p.proto.messages import (M_AWARENESS, M_SYNC, M_UPDATE, AwarenessUpdate, SyncStep1, SyncStep2,
-                                      Update, decode_session_message_untrusted, encode_session_message)
+from covim_p2p.proto.authorship import CHANGE, CHECKPOINT, AuthorKey, Material, sign_record
+from covim_p2p.proto.codec import DecodeError
+from covim_p2p.proto.messages import (M_AWARENESS, M_SIGNED, M_SYNC, M_WANT, AwarenessUpdate, Signed, SyncStep1,
+                                      SyncStep2, Want, decode_session_message_untrusted, encode_session_message)
 
 
 def _doc_with(text: str, client_id: int = 7) -> Doc:
@@ -24,13 +28,20 @@ def _doc_with(text: str, client_id: int = 7) -> Doc:
     return doc
 
 
+_AUTHOR = AuthorKey(b"a" * 32)
+_RECORDS = (sign_record(_AUTHOR, 1, 1, CHECKPOINT, b"\x00", b"\x00\x00", 0),
+            sign_record(_AUTHOR, 1, 2, CHANGE, b"\x01\x07\x05", b"upd" * 100, 12))
+
 SAMPLES = [
     SyncStep1(b""),
     SyncStep1(b"\x01\x07\x05"),
     SyncStep2(b"\x00\x00"),
     SyncStep2(bytes(range(256)) * 3),
-    Update(b"", b"\x00\x00"),
-    Update(b"\x01\x07\x05", b"upd" * 100),
+    Want(b"\x00"),
+    Want(b"\x02\x07\x05\x09\x01"),
+    Signed(()),
+    Signed((Material(_AUTHOR.public, b"c" * 64, _RECORDS),), reply=True),
+    Signed((Material(_AUTHOR.public, b"", ()), Material(b"b" * 32, b"", (replace(_RECORDS[1], author=b"b" * 32),)))),
     AwarenessUpdate(b""),
     AwarenessUpdate(b'{"user":{"name":"\xc3\xa9"}}'),
 ]
@@ -42,7 +53,8 @@ def test_round_trip(msg):
 
 
 def test_round_trip_big_update():
-    msg = Update(b"\x01" * 300, b"x" * 200_000)  # varuint lengths of several bytes
+    record = sign_record(_AUTHOR, 1, 3, CHANGE, b"\x01" * 300, b"x" * 200_000, 1 << 40)  # long varuints
+    msg = Signed((Material(_AUTHOR.public, b"c" * 64, (record,)),))
     assert decode_session_message_untrusted(encode_session_message(msg)) == msg
 
 
@@ -50,7 +62,8 @@ def test_type_bytes():
     assert encode_session_message(SyncStep1(b""))[0] == M_SYNC == 0
     assert encode_session_message(SyncStep2(b""))[0] == M_SYNC
     assert encode_session_message(AwarenessUpdate(b""))[0] == M_AWARENESS == 1
-    assert encode_session_message(Update(b"", b""))[0] == M_UPDATE == 2
+    assert encode_session_message(Want(b"\x00"))[0] == M_WANT == 3
+    assert encode_session_message(Signed(()))[0] == M_SIGNED == 4
 
 
 def test_sync_step1_is_pycrdts_create_sync_message():
@@ -72,18 +85,6 @@ def test_sync_step2_is_pycrdts_reply_and_pycrdt_applies_it():
     assert isinstance(decoded, SyncStep2)
     handle_sync_message(ours[2:], b)
     assert str(b.get("content", type=Text)) == "hello, 世界"
-
-
-def test_update_payload_is_pycrdts_update_message():
-    doc = Doc(client_id=3)
-    text = doc.get("content", type=Text)
-    before = doc.get_state()
-    text.insert(0, "a🙂b")
-    update = doc.get_update(before)
-    raw = encode_session_message(Update(before, update))
-    tail = create_update_message(update)
-    assert raw == bytes([M_UPDATE]) + varuint(len(before)) + before + tail
-    assert raw.endswith(tail) and tail[:2] == bytes([YMessageType.SYNC, YSyncMessageType.SYNC_UPDATE])
 
 
 def test_awareness_payload_is_pycrdts_awareness_message():
@@ -113,10 +114,12 @@ def test_plain_sync_update_inside_sync_envelope_is_step2():
     (bytes([M_SYNC, YMessageType.AWARENESS, 0, 0]), "sync message without the sync tag"),
     (bytes([M_AWARENESS, YMessageType.SYNC, 0]), "awareness message without the awareness tag"),
     (bytes([M_SYNC, YMessageType.SYNC, 9, 0]), "unknown sync message 9"),
-    (bytes([M_UPDATE, 0, YMessageType.SYNC, YSyncMessageType.SYNC_STEP1, 0]), "update envelope around sync message 0"),
+    (bytes([M_WANT, 1, 7]), "state vector"),
+    (bytes([M_SIGNED, 2, 0]), "reply flag 2"),
+    (bytes([M_SIGNED, 0, 0, 0]), "trailing bytes in a bundle"),
+    (bytes([M_SIGNED, 0, 1]) + b"k" * 32 + bytes([0, 1, 0, 0, 0]), "sequence number 0"),
     (bytes([M_SYNC, YMessageType.SYNC, 0, 0, 0]), "trailing bytes"),
     (bytes([M_SYNC, YMessageType.SYNC, 0, 5, 1]), "truncated"),
-    (bytes([M_UPDATE]) + varuint((1 << 20) + 1), "exceeds limit"),
 ])
 def test_decode_errors(raw, message):
     with pytest.raises(DecodeError, match=message):
@@ -147,7 +150,7 @@ def test_fuzz_random_bytes(raw):
 
 
 @_FUZZ
-@given(st.sampled_from([0, 1, 2]), st.binary(max_size=40))
+@given(st.sampled_from([0, 1, 3, 4]), st.binary(max_size=40))
 def test_fuzz_plausible_prefix(kind, rest):
     raw = bytes([kind]) + rest
     try:
