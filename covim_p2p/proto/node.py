@@ -51,6 +51,7 @@ from typing import Any
 
 from ..editor.edits import TextEdit
 from .attribution import awareness_clients_untrusted, refusal, request_vector
+from .authorship import AuthorKey
 from .channel import ChannelError
 from .codec import DecodeError
 from .drops import Drops
@@ -99,9 +100,13 @@ class PeerNode:
         self.name = name
         self.token = token
         self.peer_id = peer_id
-        # ``document``: the one a disconnected session kept (same client id), so a rejoin
-        # merges what was typed apart by state-vector sync
-        self.document = document if document is not None else SharedDocument(client_id, initial_text)
+        # ``client_id`` is ignored: derived from the author key (authorship.py).
+        # ``document``: the one a disconnected session kept (same author key, so same client id),
+        # so a rejoin merges what was typed apart by state-vector sync
+        author = getattr(document, "author", None)
+        self.author: AuthorKey = author if author is not None else AuthorKey(random_bytes(32))
+        self.document = document if document is not None else SharedDocument(self.author.client_id, initial_text)
+        self.document.author = self.author
         self.links: dict[int, Link] = {}
         self.state = "joining"
         self.drops = Drops()
@@ -116,7 +121,7 @@ class PeerNode:
         self._join_interval = JOIN_RETRY_FIRST
         self._next_join = now
         self._last_epoch = 0
-        self.wire = PeerWire(token, peer_id, turn, random_bytes, client_id=client_id, drops=self.drops)
+        self.wire = PeerWire(token, peer_id, turn, random_bytes, author=self.author, drops=self.drops)
         self.wire.forward = self._forward_out  # forwarding.py: paths through a mesh peer
         self._forward_budget = forwarding.Budget()
         self.is_host = introducer is not None
