@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from .codec import DecodeError, Reader, Writer, read_blob, read_text, read_varuint, truncated, write_varuint
 
 MAGIC = b"CV"
-VERSION = 4  # v4: seal instances, receiver binding (seal.py)
+VERSION = 5  # v5: signed authorship (the handshake payload names an author key); v4: seal instances
 KIND_RENDEZVOUS = 1
 KIND_PEER = 2
 KIND_HANDSHAKE = 3  # v4: Noise messages that make a pair's keys (handshake.py)

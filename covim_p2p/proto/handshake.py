@@ -21,9 +21,17 @@ Rules of the machine (one per node; ``now`` and randomness come in):
   handshakes are rate-limited (``HANDSHAKE_RATE``/s).
 * **Messages.**  ``MSG1 gen | e``, ``MSG2 gen | e, ee, s, es, payload``,
   ``MSG3 gen | s, se, psk, payload``; the prologue binds the session, both
-  peer ids and the generation.  A payload is our Yjs client id and our
-  writer certificate (keys.py; empty for a read-only guest).  A repeated
-  message gets the same answer, without new DH.
+  peer ids and the generation.  A repeated message gets the same answer,
+  without new DH.
+* **Payload: who writes through this static key** (protocol v5).
+  ``author:32 | cert:blob | link_proof:64``: our author public key
+  (authorship.py), its writer certificate (keys.py; empty for a read-only
+  guest) and the author key's signature over the session and our static
+  key (``link_message``).  The proof must verify against the static key the
+  handshake proved ("wrong identity" otherwise), so a member cannot show
+  another author's key and certificate: it lacks that author's private
+  key.  The client id is derived from the author key (``client_id_of``),
+  never claimed; ``writer`` means the certificate is valid.
 * **Generations.**  Each handshake has a generation, and link epochs map
   onto them: keys serve the link epoch they were made for (``tag``); a
   rebuilt link (new epoch) asks for a new handshake.  The initiator also
@@ -46,7 +54,9 @@ from dataclasses import dataclass, field
 from .codec import DecodeError, Reader, Writer
 from .drops import Drops
 from .framing import HEADER_LEN, KIND_HANDSHAKE, KIND_PEER, Addr, Header, decode_datagram_untrusted, encode_datagram
-from .keys import SessionKeys
+from . import authorship
+from .authorship import AuthorKey, client_id_of
+from .keys import CERT_LEN, SessionKeys
 from .noise import CipherState, HandshakeState, NoiseError, public_key
 from .seal import INSTANCE_LEN, DatagramSeal, SealError
 
@@ -83,7 +93,9 @@ class Keys:
     created: float
     remote_static: bytes
     writer: bool
-    client_id: int
+    client_id: int  # derived from ``author``, never claimed
+    author: bytes  # its author public key (authorship.py), proven to speak through remote_static
+    cert: bytes  # that key's writer certificate as shown (b"" for a guest): the ledger registers it
     confirmed: bool
     tag: int | None = None  # our link epoch these keys serve
     send_n: int = 0
@@ -110,16 +122,17 @@ class _Pair:
     extra: dict = field(default_factory=dict)
 
 
-def _payload(client_id: int, cert: bytes) -> bytes:
-    return Writer().uint(client_id).blob(cert).bytes()
+def _payload(author: bytes, cert: bytes, proof: bytes) -> bytes:
+    return Writer().raw(author).blob(cert).raw(proof).bytes()
 
 
-def decode_payload_untrusted(data: bytes) -> tuple[int, bytes]:
+def decode_payload_untrusted(data: bytes) -> tuple[bytes, bytes, bytes]:
+    """(author public key, certificate, link proof); sizes only, no signature checked."""
     r = Reader(data)
-    client_id, cert = r.uint(), r.blob(64)
+    author, cert, proof = r.raw(authorship.PUBLIC_LEN), r.blob(CERT_LEN), r.raw(authorship.SIG_LEN)
     if not r.at_end():
         raise DecodeError("trailing bytes in a handshake payload")
-    return client_id, cert
+    return author, cert, proof
 
 
 def decode_handshake_untrusted(body: bytes) -> tuple[int, int, bytes]:
@@ -133,17 +146,19 @@ def decode_handshake_untrusted(body: bytes) -> tuple[int, int, bytes]:
 
 
 class PairSecurity:
-    def __init__(self, keys: SessionKeys, peer_id: int, static_private: bytes, client_id: int,
+    def __init__(self, keys: SessionKeys, peer_id: int, static_private: bytes, author: AuthorKey,
                  random_bytes: Callable[[int], bytes], drops: Drops) -> None:
         self.keys = keys
         self.session = keys.session
         self.peer_id = peer_id
         self._static = static_private
         self.static_public = public_key(static_private)
-        self.client_id = client_id
+        self.author = author
+        self.client_id = author.client_id
         self._random = random_bytes
         self.drops = drops
-        self._payload = _payload(client_id, keys.writer_cert(self.static_public))
+        self._payload = _payload(author.public, keys.writer_cert(author.public),
+                                 author.link_proof(keys.session, self.static_public))
         self._seal = DatagramSeal(keys.handshake, b"handshake" + _U64.pack(keys.session), random_bytes(INSTANCE_LEN))
         self.pairs: dict[int, _Pair] = {}
         self.ready: list[int] = []  # peers whose new keys just came: the node says HELLO at once
@@ -247,11 +262,13 @@ class PairSecurity:
     def _finish(self, pair: _Pair, hs: HandshakeState, payload: bytes, gen: int, now: float) -> Keys:
         if hs.rs != pair.static:
             raise Refused("wrong identity", "the handshake proved another static key than the introducer's")
-        client_id, cert = decode_payload_untrusted(payload)
+        author, cert, proof = decode_payload_untrusted(payload)
+        if not authorship.verify(author, proof, authorship.link_message(self.session, hs.rs)):
+            raise Refused("wrong identity", "the author key did not sign for the static key the handshake proved")
         a, b = hs.split()
         send, recv = (a, b) if pair.initiator else (b, a)
-        keys = Keys(gen, send, recv, now, hs.rs, self.keys.is_writer(hs.rs, cert), client_id,
-                    confirmed=not pair.initiator, tag=pair.hs_tag if pair.initiator else None)
+        keys = Keys(gen, send, recv, now, hs.rs, self.keys.is_writer(author, cert), client_id_of(author), author,
+                    cert, confirmed=not pair.initiator, tag=pair.hs_tag if pair.initiator else None)
         if pair.cur is not None:
             pair.prev, pair.prev_until = pair.cur, now + PREV_GRACE
         pair.cur, pair.hs = keys, None

@@ -1,4 +1,4 @@
-"""Which key comes from which secret (protocol v4), and who holds what.
+"""Which key comes from which secret (labels of protocol v4, certificate of v5), and who holds what.
 
 A session token carries the 16-byte *write root* ``s``; a read-only token
 (``:CoVim token readonly``) carries instead the *read root* ``r`` and the
@@ -13,15 +13,22 @@ writers' public key ``W``.  Everything else is derived, with HKDF-SHA256
     W            = Ed25519 public key of w
 
 Who holds what: a writer everything; a read-only guest ``r`` and ``W`` (so
-it handshakes and verifies writers, but cannot sign as one); the
-introducer, embedded or public, only ``introduction``: it can admit members
-and pass on their addresses and static keys, but it cannot complete a Noise
-handshake (no psk), so it can neither read nor inject peer traffic.
+it handshakes and verifies writers, but cannot certify one); every peer,
+writer or guest, its own author key (authorship.py), which no one else
+holds; the introducer, embedded or public, only ``introduction``: it can
+admit members and pass on their addresses and static keys, but it cannot
+complete a Noise handshake (no psk), so it can neither read nor inject peer
+traffic.
 
-A writer proves its right to write inside the handshake with a certificate,
-``Ed25519(w, "covim-p2p v4 writer" | session | its static public key)``;
-since XX proves possession of the static key, the certificate cannot be
-lifted by anyone else.  Traffic keys come from the handshake alone.
+A writer's right to write is a certificate on its *author* key,
+``Ed25519(w, "covim-p2p v5 writer" | session | author public key)``, not on
+its static key: its signed records (authorship.py) outlive its links, so a
+late joiner checks them against the certificate without ever meeting it.
+The certificate alone proves nothing about who shows it: the handshake adds
+the author's own signature over the static key (``link_proof``), and the
+ledger checks every record's signature, so nobody without the author's
+private key can use its certificate.  Traffic keys come from the handshake
+alone.
 """
 
 from __future__ import annotations
@@ -54,8 +61,8 @@ def writer_public_key(session: int, write_root: bytes) -> bytes:
     return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
-def _cert_message(session: int, static_public: bytes) -> bytes:
-    return b"covim-p2p v4 writer" + _U64.pack(session) + static_public
+def _cert_message(session: int, author_public: bytes) -> bytes:
+    return b"covim-p2p v5 writer" + _U64.pack(session) + author_public
 
 
 @dataclass(frozen=True)
@@ -82,19 +89,19 @@ class SessionKeys:
     def can_write(self) -> bool:
         return self.write_root is not None
 
-    def writer_cert(self, static_public: bytes) -> bytes:
-        """Our certificate as a writer (b"" for a read-only guest)."""
+    def writer_cert(self, author_public: bytes) -> bytes:
+        """The certificate of a writer's author key (b"" for a read-only guest)."""
         if self.write_root is None:
             return b""
         private = Ed25519PrivateKey.from_private_bytes(_derive(self.write_root, self.session, "write key"))
-        return private.sign(_cert_message(self.session, static_public))
+        return private.sign(_cert_message(self.session, author_public))
 
-    def is_writer(self, static_public: bytes, cert: bytes) -> bool:
+    def is_writer(self, author_public: bytes, cert: bytes) -> bool:
         if len(cert) != CERT_LEN:
             return False
         try:
             Ed25519PublicKey.from_public_bytes(self.writer_public).verify(cert, _cert_message(self.session,
-                                                                                                static_public))
+                                                                                                author_public))
         except InvalidSignature:
             return False
         return True

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from .authorship import AuthorKey
 from .drops import Drops
 from .framing import HEADER_LEN, KIND_PEER, KIND_RENDEZVOUS, MAX_DATAGRAM, Addr, Frame, Header, encode_frames, \
     encode_peer_body
@@ -35,7 +36,7 @@ BODY_BUDGET = MAX_DATAGRAM - HEADER_LEN - TRANSPORT_OVERHEAD - 2 * 10  # minus t
 
 class PeerWire:
     def __init__(self, token: SessionToken, peer_id: int, turn: TurnClient | None,
-                 random_bytes: Callable[[int], bytes] = os.urandom, *, client_id: int = 0,
+                 random_bytes: Callable[[int], bytes] = os.urandom, *, author: AuthorKey,
                  drops: Drops | None = None) -> None:
         self.session = token.session
         self.peer_id = peer_id
@@ -46,7 +47,7 @@ class PeerWire:
         # introduction credential (keys.py) and nothing more; JOIN proves membership with it.
         self.join_secret = self.keys.introduction
         self.seal = self.intro_seal = session_seal(token.session, self.join_secret, random_bytes(INSTANCE_LEN))
-        self.security = PairSecurity(self.keys, peer_id, random_bytes(32), client_id, random_bytes, self.drops)
+        self.security = PairSecurity(self.keys, peer_id, random_bytes(32), author, random_bytes, self.drops)
         self._out: list[tuple[bytes, Addr]] = []
         self._relay_reported = False
         self.forward: Callable[[bytes, Addr], None] | None = None  # the node wraps forwarded paths' datagrams

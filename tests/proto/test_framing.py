@@ -81,6 +81,7 @@ def _header(magic=MAGIC, version=VERSION, kind=KIND_PEER) -> bytes:
         (_header(version=1), "unsupported protocol version 1"),
             (_header(version=2), "unsupported protocol version 2"),
         (_header(version=0), "unsupported protocol version 0"),
+        (_header(version=4), "unsupported protocol version 4"),  # v4's handshake payload has no author key
         (_header(kind=0), "unknown datagram kind 0"),
         (_header(kind=4), "unknown datagram kind 4"),
     ],

@@ -15,6 +15,7 @@ import pytest
 from pycrdt import Awareness, Doc, Text
 
 from covim_p2p.editor.edits import TextEdit
+from covim_p2p.proto.authorship import client_id_of
 from covim_p2p.proto.codec import DecodeError
 from covim_p2p.proto.events import Problem
 from covim_p2p.proto.framing import (KIND_HANDSHAKE, KIND_PEER, KIND_RENDEZVOUS, decode_datagram_untrusted,
@@ -22,6 +23,7 @@ from covim_p2p.proto.framing import (KIND_HANDSHAKE, KIND_PEER, KIND_RENDEZVOUS,
 from covim_p2p.proto.handshake import REKEY_AFTER
 from covim_p2p.proto.link import LINK_TIMEOUT, PROBE_TIMEOUT, RESYNC_INTERVAL
 from covim_p2p.proto.messages import AwarenessUpdate, SyncStep2, Update, encode_session_message
+from covim_p2p.proto.node import PeerNode
 from covim_p2p.proto.noise import HandshakeState
 from covim_p2p.proto.seal import DatagramSeal, session_seal
 
@@ -196,6 +198,8 @@ def test_a_read_only_guest_reads_and_points_but_every_peer_refuses_its_edits():
     assert str(guest.document) == "read me\n" and guest.read_only and not host.read_only
     assert not host.links[guest.peer_id].writer and host.links[p1.peer_id].writer
     assert guest.links[HOST_ID].writer  # a guest verifies writers with the public key in its token
+    # a guest has an author key too (no certificate): the client id its handshake proves is derived from it
+    assert host.links[guest.peer_id].client_id == guest.author.client_id == guest.document.client_id
     guest.set_cursor(2, 2, mesh.net.now)
     mesh.run(mesh.net.now + 1.0)
     assert "guest" in [name for _, name, _, _ in host.cursors()]  # its cursor is shown
@@ -211,6 +215,22 @@ def test_a_read_only_guest_reads_and_points_but_every_peer_refuses_its_edits():
     mesh.editors["p1"].insert(0, "writers still write ", mesh.net.now)
     mesh.run(mesh.net.now + 1.0)
     assert str(other.document) == "writers still write read me\n"
+
+
+def test_every_link_knows_its_peer_by_the_client_id_of_its_author_key():
+    """v5: a node's Yjs client id is derived from its author key and proven by the handshake;
+    the ``client_id`` a caller passes is ignored, and a kept document keeps its author key."""
+    mesh = build(2)
+    nodes = list(mesh.nodes.values())
+    for node in nodes:
+        assert node.document.client_id == node.author.client_id == client_id_of(node.author.public)
+        assert node.document.author is node.author
+        for other in nodes:
+            if other is not node:
+                assert node.links[other.peer_id].client_id == other.author.client_id
+    p1 = mesh.nodes["p1"]
+    again = PeerNode(name="p1", token=TOKEN, peer_id=p1.peer_id, client_id=12345, now=mesh.net.now, document=p1.document)
+    assert again.author is p1.author and again.document.client_id == p1.author.client_id != 12345
 
 
 def test_a_whole_session_on_the_wire_shows_no_text_name_or_key_and_the_token_opens_no_recorded_edit():
