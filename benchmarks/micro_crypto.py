@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import timeit
 
+from covim_p2p.proto.authorship import AuthorKey
 from covim_p2p.proto.drops import Drops
 from covim_p2p.proto.framing import KIND_PEER
 from covim_p2p.proto.handshake import PairSecurity
@@ -25,8 +26,8 @@ KEYSTROKE = bytes(60)  # epochs + a DATA frame carrying a one-character Yjs upda
 
 
 def machines():
-    a = PairSecurity(TOKEN.keys(), 1, os.urandom(32), 11, os.urandom, Drops())
-    b = PairSecurity(TOKEN.keys(), 2, os.urandom(32), 22, os.urandom, Drops())
+    a = PairSecurity(TOKEN.keys(), 1, os.urandom(32), AuthorKey(os.urandom(32)), os.urandom, Drops())
+    b = PairSecurity(TOKEN.keys(), 2, os.urandom(32), AuthorKey(os.urandom(32)), os.urandom, Drops())
     a.expect(2, b.static_public)
     b.expect(1, a.static_public)
     return a, b
