@@ -18,7 +18,8 @@ from covim_peers import connect, host, messages, shared_lines, status, type_keys
 from nvim_harness import wait_for
 
 from covim_p2p.editor.edits import TextEdit
-from covim_p2p.proto.messages import AwarenessUpdate, SyncStep2, Update, encode_session_message
+from covim_p2p.proto.authorship import CHANGE, Material, sign_record
+from covim_p2p.proto.messages import AwarenessUpdate, Signed, SyncStep2, Want, encode_session_message
 from covim_p2p.proto.node import PeerNode
 from covim_p2p.proto.token import SessionToken
 
@@ -99,9 +100,13 @@ def test_hostile_session_messages_never_take_neovim_down(nvim_factory):
     peer = LoopbackPeer(token, "mallory")
     try:
         peer.pump_until(lambda: peer.node.synced)
-        peer.send_raw(Update(b"\x00", b"\x01\x02 not an update"))
-        peer.send_raw(SyncStep2(b"\xff" * 40))
-        peer.send_raw(Update(b"\xff\xff\xff", b"\x00\x00"))  # a garbage state vector
+        node = peer.node
+        garbage = [(b"\x00", b"\x01\x02 not an update", 5), (b"\xff\xff\xff", b"\x00\x00", 0)]  # signed junk
+        records = tuple(sign_record(node.author, node.token.session, node.ledger.own.known + 1 + i, CHANGE, deps,
+                                    update, end) for i, (deps, update, end) in enumerate(garbage))
+        peer.send_raw(Signed((Material(node.author.public, node.ledger.cert, records),)))
+        peer.send_raw(SyncStep2(b"\xff" * 40))  # unsigned: refused whatever it holds
+        peer.send_raw(Want(b"\xff\xff\xff"))  # a garbage vector: a malformed message
         peer.send_raw(AwarenessUpdate(b"\x01\xff\xff\xff\xff\x0f"))
         peer.pump(0.5)
         wait_for(lambda: "could not apply" in messages(a) or status(a)["peers"] == [], 5,

@@ -28,7 +28,7 @@ from covim_p2p.proto.codec import DecodeError
 from covim_p2p.proto.seal import SealError, session_seal
 from covim_p2p.proto.hoststack import HostStack
 from covim_p2p.proto.link import LINK_TIMEOUT, PING_INTERVAL, PROBE_MAX, PROBE_TIMEOUT, RESYNC_INTERVAL
-from covim_p2p.proto.messages import M_UPDATE
+from covim_p2p.proto.messages import M_SIGNED
 from covim_p2p.proto.node import (JOIN_RETRY_FIRST, JOIN_TIMEOUT, REPROBE_WINDOW, Joined, JoinFailed, PeerDown,
                                   PeerNode, PeerUp, Problem)
 from covim_p2p.proto.rendezvous import Introducer, Member, Welcome, decode_message_untrusted, encode_message
@@ -178,7 +178,7 @@ class Mesh:
 
     def converged(self) -> bool:
         texts = set(self.texts().values())
-        return len(texts) == 1 and all(n.document.waiting_updates() == 0 for n in self.nodes.values())
+        return len(texts) == 1 and all(n.ledger.pending() == 0 for n in self.nodes.values())
 
     def full_mesh(self) -> bool:
         ids = {node.peer_id for node in self.nodes.values()}
@@ -654,7 +654,7 @@ def carries_update(data: bytes, node=None) -> bool:
         frames = decode_peer_body_untrusted(body)[2] if header.kind == KIND_PEER else []
     except ValueError:
         return False
-    return any(isinstance(f, Data) and f.payload[:1] == bytes([M_UPDATE]) for f in frames)
+    return any(isinstance(f, Data) and f.payload[:1] == bytes([M_SIGNED]) for f in frames)
 
 
 def test_a_lost_update_is_retransmitted():
@@ -703,7 +703,7 @@ def test_a_peer_that_missed_everything_catches_up_through_the_periodic_resync(mo
     assert str(host.document) == "base from p2"
     mesh.editors["host"].insert(len("base from p2"), " and host", mesh.net.now)
     mesh.run(mesh.net.now + 0.05)
-    assert p1.document.waiting_updates() == 1
+    assert p1.ledger.pending() == 1
     assert str(p1.document) == "base"
 
     resync_at = p1.links[HOST_ID].next_resync
@@ -711,7 +711,7 @@ def test_a_peer_that_missed_everything_catches_up_through_the_periodic_resync(mo
     mesh.run(resync_at + RESYNC_INTERVAL, lambda: str(p1.document) == "base from p2 and host")
     assert str(p1.document) == "base from p2 and host"
     assert resync_at <= mesh.net.now <= resync_at + 0.01
-    assert p1.document.waiting_updates() == 0
+    assert p1.ledger.pending() == 0
     mesh.editors["p1"].take_remote()
     assert mesh.editors["p1"].shown == "base from p2 and host"
     # the blocked link gives up after PROBE_TIMEOUT, the rest carries on
@@ -762,20 +762,23 @@ def test_a_joiner_whose_welcome_is_lost_stays_invisible_until_it_joins():
     assert slow.state == "joined" and mesh.full_mesh() and mesh.events("fast", PeerDown) == []
 
 
-def test_an_update_pycrdt_cannot_apply_is_reported_and_resynced():
+def test_a_signed_update_pycrdt_cannot_read_is_dropped_and_counted():
+    """The host's own key signs garbage (a buggy or hostile writer): the record is refused
+    before pycrdt applies anything, counted, and the session goes on."""
     mesh = build(1)
-    p1 = mesh.nodes["p1"]
+    host, p1 = mesh.nodes["host"], mesh.nodes["p1"]
     link = p1.links[HOST_ID]
-    from covim_p2p.proto.messages import Update, encode_session_message
-    payload = encode_session_message(Update(b"\x00", b"not a yjs update"))
+    from covim_p2p.proto.authorship import CHANGE, Material, sign_record
+    from covim_p2p.proto.messages import Signed, encode_session_message
+    record = sign_record(host.author, SESSION, host.ledger.own.known + 1, CHANGE, b"\x00", b"not a yjs update", 3)
+    payload = encode_session_message(Signed((Material(host.author.public, host.ledger.cert, (record,)),)))
     bad = forge(KIND_PEER, HOST_ID,
                 encode_peer_body(link.peer_epoch, link.epoch, [Data(link.channel._recv_next, True, payload)]),
-                node=mesh.nodes["host"], to=p1.peer_id)
+                node=host, to=p1.peer_id)
+    text = str(p1.document)
     p1.receive_datagram(bad, HOST_ADDR, mesh.net.now)
     mesh.poll()
-    (problem,) = mesh.events("p1", Problem)
-    assert problem.text.startswith("could not apply host's change (ValueError")
-    assert problem.text.endswith("resyncing")
+    assert p1.drops.by_reason["malformed"] == 1 and str(p1.document) == text
     assert link.up and mesh.events("p1", PeerDown) == []
     # the session goes on (the injected chunk took a sequence number the host will
     # reuse; the channel drops that duplicate and the next resync repairs the gap)

@@ -6,6 +6,8 @@ against protocol v3 first, where it succeeded.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import random
 import resource
 import sys
@@ -15,14 +17,15 @@ import pytest
 from pycrdt import Awareness, Doc, Text
 
 from covim_p2p.editor.edits import TextEdit
-from covim_p2p.proto.authorship import client_id_of
+from covim_p2p.proto.authorship import CHANGE, Material, client_id_of, sign_record
 from covim_p2p.proto.codec import DecodeError
 from covim_p2p.proto.events import Problem
 from covim_p2p.proto.framing import (KIND_HANDSHAKE, KIND_PEER, KIND_RENDEZVOUS, decode_datagram_untrusted,
                                      encode_datagram)
 from covim_p2p.proto.handshake import REKEY_AFTER
 from covim_p2p.proto.link import LINK_TIMEOUT, PROBE_TIMEOUT, RESYNC_INTERVAL
-from covim_p2p.proto.messages import AwarenessUpdate, SyncStep2, Update, encode_session_message
+from covim_p2p.proto.document import decode_state_vector_untrusted
+from covim_p2p.proto.messages import AwarenessUpdate, Signed, SyncStep2, encode_session_message
 from covim_p2p.proto.node import PeerNode
 from covim_p2p.proto.noise import HandshakeState
 from covim_p2p.proto.seal import DatagramSeal, session_seal
@@ -156,13 +159,28 @@ def test_handshakes_from_3000_made_up_members_make_no_state():
     assert set(host.links) == {p1.peer_id} and host.links[p1.peer_id].up
 
 
-def _their_edit(mesh, client_id: int, text: str) -> tuple[bytes, bytes]:
-    """An update inserting ``text`` made as if by Yjs client ``client_id`` on top of the host's state."""
+def _their_edit(doc_state: bytes, client_id: int, text: str) -> tuple[bytes, bytes, int]:
+    """(deps, update, end): ``text`` inserted as if by Yjs client ``client_id`` on top of ``doc_state``."""
     doc = Doc(client_id=client_id)
-    doc.apply_update(mesh.nodes["host"].document.doc.get_update())
+    doc.apply_update(doc_state)
     before = doc.get_state()
     doc.get("content", type=Text).insert(0, text)
-    return before, doc.get_update(before)
+    return before, doc.get_update(before), decode_state_vector_untrusted(doc.get_state())[client_id]
+
+
+def _forgeries(forger, victim, doc_state: bytes, text: str) -> list[Signed]:
+    """The ways a writer can try to pass ``text`` off as ``victim``'s (authorship.py)."""
+    deps, update, end = _their_edit(doc_state, victim.author.client_id, text)
+    session = forger.token.session
+    victim_cert = victim.ledger.cert  # public: it travels with every record the victim signs
+    # 1. under the victim's key and certificate, signed with the forger's own key
+    known = forger.ledger.authors[victim.author.public].known if victim.author.public in forger.ledger.authors else 0
+    mine = sign_record(forger.author, session, known + 1, CHANGE, deps, update, end)  # the victim's next seq
+    as_victim = Material(victim.author.public, victim_cert, (replace(mine, author=victim.author.public),))
+    # 2. as itself, honestly signed, but adding items under the victim's client id
+    as_itself = Material(forger.author.public, forger.ledger.cert,
+                         (sign_record(forger.author, session, forger.ledger.own.known + 1, CHANGE, deps, update, end),))
+    return [Signed((as_victim,)), Signed((as_itself,)), Signed((as_victim,), reply=True)]
 
 
 def test_a_member_cannot_forge_another_members_edit_or_cursor():
@@ -170,15 +188,17 @@ def test_a_member_cannot_forge_another_members_edit_or_cursor():
     mesh = build(2, initial_text="base\n")
     host, p1, p2 = mesh.nodes["host"], mesh.nodes["p1"], mesh.nodes["p2"]
     to_host = p1.links[HOST_ID].channel
-    deps, forged = _their_edit(mesh, p2.document.client_id, "p2 never typed this ")
-    to_host.send(encode_session_message(Update(deps, forged)))  # as p2's own transaction
-    to_host.send(encode_session_message(SyncStep2(forged)))  # as a resync relaying p2's work
+    for forged in _forgeries(p1, p2, host.document.doc.get_update(), "p2 never typed this "):
+        to_host.send(encode_session_message(forged))
+    deps, update, _ = _their_edit(host.document.doc.get_update(), p2.author.client_id, "p2 never typed this ")
+    to_host.send(encode_session_message(SyncStep2(update)))  # y-protocols' unsigned resync
     spoofed = Awareness(Doc(client_id=p2.document.client_id))
     spoofed.set_local_state({"user": {"name": "p2"}, "cursor": {"anchor": {"offset": 0}, "head": {"offset": 0}}})
     to_host.send(encode_session_message(AwarenessUpdate(spoofed.encode_awareness_update([p2.document.client_id]))))
     before = dict(host.drops.by_reason)
     mesh.run(mesh.net.now + 1.0)
-    assert host.drops.by_reason["forged edit"] - before.get("forged edit", 0) >= 2
+    assert host.drops.by_reason["forged edit"] - before.get("forged edit", 0) == 3
+    assert host.drops.by_reason["unsigned"] - before.get("unsigned", 0) == 1
     assert host.drops.by_reason["forged cursor"] - before.get("forged cursor", 0) == 1
     assert "never typed" not in str(host.document)
     # p1 may still edit as itself, and p2's real edits still count
@@ -187,6 +207,37 @@ def test_a_member_cannot_forge_another_members_edit_or_cursor():
     mesh.settle(10.0)
     assert "p1 typed this " in str(host.document) and "p2 typed this " in str(host.document)
     assert "never typed" not in str(host.document)
+
+
+def test_a_member_cannot_put_words_in_the_mouth_of_a_peer_who_left():
+    """The v4 gap: p2 types and leaves; p3 joins later and gets p2's work relayed.  p1 (a writer)
+    tries to slip invented text under p2's client id to p3, live and in its answer to p3's WANT.
+    Every try is refused, and p2's real words still reach p3."""
+    mesh = build(2, initial_text="base\n")
+    host, p1, p2 = mesh.nodes["host"], mesh.nodes["p1"], mesh.nodes["p2"]
+    mesh.editors["p2"].insert(0, "p2 was here ", mesh.net.now)
+    mesh.settle()
+    state = host.document.doc.get_update()
+    p2.leave(mesh.net.now)
+    mesh.run(mesh.net.now + 1.0)
+    mesh.vanish("p2")
+    mesh.settle()
+    p3 = mesh.join("p3", 4)
+    forgeries = _forgeries(p1, p2, state, "p2 never typed this ")
+    real_answer = p1.ledger.answer
+
+    def lying_answer(vector):  # p1 answers p3's WANT with the forgeries mixed in
+        return [*real_answer(vector), *(m for f in forgeries for m in f.materials)]
+
+    p1.ledger.answer = lying_answer
+    mesh.settle(10.0)
+    assert p3.peer_id in p1.links and p1.links[p3.peer_id].up
+    for forged in forgeries:
+        p1.links[p3.peer_id].channel.send(encode_session_message(forged))
+    mesh.run(mesh.net.now + 2 * RESYNC_INTERVAL)
+    assert "p2 was here base" in str(p3.document)
+    assert "never typed" not in str(p3.document) and "never typed" not in str(host.document)
+    assert p3.drops.by_reason["forged edit"] >= len(forgeries)
 
 
 def test_a_read_only_guest_reads_and_points_but_every_peer_refuses_its_edits():
@@ -206,8 +257,13 @@ def test_a_read_only_guest_reads_and_points_but_every_peer_refuses_its_edits():
     guest.local_edits([TextEdit(0, 0, "polite try ")], mesh.net.now)  # the unpatched node refuses
     assert str(guest.document) == "read me\n" and isinstance(mesh.editors["guest"].node.next_event(), Problem)
     # patched: it changes its own document and sends the update anyway
-    for deps, update in guest.document.local_edits([TextEdit(0, 0, "vandal ")]):
-        guest._broadcast(Update(deps, update))
+    changes = guest.document.local_edits([TextEdit(0, 0, "vandal ")])
+    end = guest.document.have()[guest.author.client_id]
+    records = tuple(sign_record(guest.author, TOKEN.session, 1 + i, CHANGE, deps, update, end)
+                    for i, (deps, update) in enumerate(changes))
+    guest._broadcast(Signed((Material(guest.author.public, b"", records),)))  # no certificate
+    lifted = host.ledger.cert  # a writer's certificate, lifted: it certifies the host's key, not the guest's
+    guest._broadcast(Signed((Material(guest.author.public, lifted, records),)))
     mesh.run(mesh.net.now + 2 * RESYNC_INTERVAL)
     for node in (host, p1, other):
         assert str(node.document) == "read me\n", node.name
