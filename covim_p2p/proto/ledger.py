@@ -73,7 +73,6 @@ class _Author:
     known: int = 0
     applied: int = 0
     bytes: int = 0
-    since_cp: int = 0  # bytes of records after the checkpoint
 
     @property
     def cp_seq(self) -> int:
@@ -131,6 +130,7 @@ class Ledger:
         self.authors: dict[bytes, _Author] = {}
         self._by_client: dict[int, _Author] = {}
         self.bytes = 0
+        self.unshared = 0  # bytes of our records since we last broadcast a checkpoint
         self.cert = keys.writer_cert(author.public)
         self.own = self._add_author(author.public, self.cert)
         self.checkpoint(fresh=True)  # what the document holds already (a host's file) is ours to sign
@@ -169,6 +169,7 @@ class Ledger:
             record = sign_record(self.author, self.session, own.known + 1, CHANGE, deps, update, end)
             self._store(own, _Item(record, decode_state_vector_untrusted(deps)))
             own.known = own.applied = record.seq
+            self.unshared += record.size()
             records.append(record)
         return Material(self.author.public, self.cert, tuple(records))
 
@@ -194,8 +195,15 @@ class Ledger:
         return Material(own.public, own.cert, (record,))
 
     def checkpoint_due(self) -> bool:
+        """Do our records since the last checkpoint we broadcast outweigh it?  (What every peer
+        keeps of us is then at most about twice our checkpoint.)"""
         own = self.own
-        return bool(self.cert) and own.since_cp >= max(CHECKPOINT_MIN_BYTES, own.cp.record.size() if own.cp else 0)
+        return bool(self.cert) and self.unshared >= max(CHECKPOINT_MIN_BYTES, own.cp.record.size() if own.cp else 0)
+
+    def shared_checkpoint(self) -> Material | None:
+        """A checkpoint to broadcast (checkpoint_due)."""
+        self.unshared = 0
+        return self.checkpoint()
 
     # ---- theirs ------------------------------------------------------------------
 
@@ -240,7 +248,6 @@ class Ledger:
         a.records[item.record.seq] = item
         size = item.record.size()
         a.bytes += size
-        a.since_cp += size
         self.bytes += size
 
     def _set_checkpoint(self, a: _Author, item: _Item) -> None:
@@ -248,7 +255,6 @@ class Ledger:
         gone = [s for s in a.records if s <= seq]
         freed = sum(a.records.pop(s).record.size() for s in gone) + (a.cp.record.size() if a.cp else 0)
         a.cp = item
-        a.since_cp = sum(i.record.size() for i in a.records.values())
         a.bytes += item.record.size() - freed
         self.bytes += item.record.size() - freed
         a.known = max(a.known, seq)

@@ -191,8 +191,8 @@ class PeerNode:
         """Our new records to every up link; a checkpoint when they outweigh the last (ledger.py)."""
         if material is not None:
             self._broadcast(Signed((material,)))
-        if self.ledger.checkpoint_due():
-            self._broadcast(Signed((self.ledger.checkpoint(),)))
+        if self.ledger.checkpoint_due() and (checkpoint := self.ledger.shared_checkpoint()) is not None:
+            self._broadcast(Signed((checkpoint,)))
 
     def set_cursor(self, anchor: int, head: int, now: float) -> None:
         self.presence.set_cursor(anchor, head, now)
