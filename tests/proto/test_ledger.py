@@ -13,7 +13,7 @@ from covim_p2p.proto.authorship import (CHANGE, AuthorKey, Material, decode_bund
                                         sign_record)
 from covim_p2p.proto.document import SharedDocument
 from covim_p2p.proto.keys import SessionKeys
-from covim_p2p.proto.ledger import Ledger
+from covim_p2p.proto.ledger import MAX_AHEAD, Ledger
 
 SESSION = 0x5E55
 KEYS = SessionKeys.from_roots(SESSION, write_root=b"w" * 16)
@@ -133,6 +133,18 @@ def test_a_rejoin_signs_what_was_typed_away_under_a_new_seq():
     a.checkpoint(fresh=True)
     sync(b, a)
     assert str(b.document) == "a offline"
+
+
+def test_a_late_joiner_gets_an_author_with_more_than_max_ahead_records():
+    """Our answer to a new peer is one checkpoint at our newest seq: however far that is past
+    the asker's nothing, it replaces every record before it, so it is not "too far ahead"."""
+    a = peer(1, "x")
+    for i in range(MAX_AHEAD + 1):
+        write(a, 1 + i, "y")
+    j = peer(3)
+    sync(j, a)
+    assert str(j.document) == str(a.document) == "x" + "y" * (MAX_AHEAD + 1)
+    assert j.drops.total == 0 and j.pending() == 0
 
 
 def _world(seed: int, steps: int, n: int = 3) -> None:
