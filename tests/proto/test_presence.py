@@ -4,7 +4,7 @@ from covim_p2p.proto.presence import AWARENESS_OUTDATED, AWARENESS_RENEW, Presen
 
 def two():
     a_doc, b_doc = SharedDocument(1, "hello wörld"), SharedDocument(2)
-    b_doc.apply_sync(a_doc.doc.get_update())
+    b_doc.doc.apply_update(a_doc.doc.get_update())  # the text, document to document
     return Presence(a_doc, "alice", 0.0), Presence(b_doc, "bob", 0.0)
 
 
