@@ -16,8 +16,9 @@ Rules of the machine (one per document; pure, no clock):
 * **Records.**  Per author: the newest checkpoint (``cp``) and the records
   after it.  ``known`` is the highest seq up to which we hold everything,
   ``applied`` the highest the document took.  A record at or below
-  ``known`` is a duplicate, skipped before any signature check; one far
-  ahead of ``known`` (``MAX_AHEAD``) is dropped and comes again by WANT.
+  ``known`` is a duplicate, skipped before any signature check; a change far
+  ahead of ``known`` (``MAX_AHEAD``) is dropped and comes again by WANT (a
+  checkpoint never is: it replaces all before it, and is what a new peer gets).
   A record must verify ("forged edit"), and its update may add items of its
   author's client id only ("forged edit"); deletions it carries are its
   author's to make.  A newer checkpoint replaces the records it covers.
@@ -220,7 +221,7 @@ class Ledger:
     def _receive_record(self, a: _Author, record: Record) -> None:
         if record.seq <= a.known and not (record.checkpoint and record.seq > a.cp_seq):
             return  # a duplicate: no signature check for it
-        if record.seq > a.known + MAX_AHEAD or (not record.checkpoint and record.seq in a.records):
+        if not record.checkpoint and (record.seq > a.known + MAX_AHEAD or record.seq in a.records):
             self.drops.add("too far ahead" if record.seq > a.known else "duplicate")
             return
         if self.bytes + record.size() > MAX_BYTES:

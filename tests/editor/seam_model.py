@@ -1,5 +1,6 @@
 """A model world for the editor seam: a fake Neovim (buffer + the Lua half), the seam over a real
-pycrdt document, and 1-3 remote peers with their own documents, joined by ordered queues.
+pycrdt document, and 1-3 remote peers with their own documents, joined by ordered queues.  Each
+document has its ledger (ledger.py), as in a node: every change travels as a signed record.
 
 Every character anyone inserts is unique, so at the end we can say exactly what must be there:
 the initial characters and every inserted one, minus those someone deliberately deleted, each
@@ -13,7 +14,15 @@ from itertools import count, islice
 
 from covim_p2p.editor.edits import TextEdit, apply_edit_to_str
 from covim_p2p.editor.seam import Apply, Seam
+from covim_p2p.proto.authorship import AuthorKey
 from covim_p2p.proto.document import SharedDocument
+from covim_p2p.proto.keys import SessionKeys
+from covim_p2p.proto.ledger import Ledger
+
+SESSION = 0x5EA4
+KEYS = SessionKeys.from_roots(SESSION, write_root=b"seam model write")
+AUTHORS = [AuthorKey(bytes([i + 1]) * 32) for i in range(4)]  # the seam's document, then the peers
+
 
 def unique_chars():
     """Characters of 2, 3 and 4 UTF-8 bytes, never one twice (positions are bytes: mix them)."""
@@ -103,13 +112,13 @@ class World:
         initial = "\n".join(self.fresh(n) for n in rows)
         self.initial = initial
         self.nvim = FakeNeovim(initial.split("\n"))
-        self.docs = [SharedDocument(client_id=1, initial_text=initial)]
-        state = self.docs[0].diff_since(b"\x00")
-        for i in range(peers):
-            doc = SharedDocument(client_id=2 + i)
-            doc.apply_sync(state)
-            self.docs.append(doc)
-        self.links: dict[tuple[int, int], deque] = {
+        self.ledgers = [Ledger(SESSION, KEYS, SharedDocument(a.client_id, initial if i == 0 else ""), a)
+                        for i, a in enumerate(AUTHORS[: 1 + peers])]
+        self.docs = [ledger.document for ledger in self.ledgers]
+        for ledger in self.ledgers[1:]:  # a joiner's WANT, answered by the seam's side
+            ledger.receive(self.ledgers[0].answer(ledger.want(set())))
+            assert str(ledger.document) == initial
+        self.links: dict[tuple[int, int], deque] = {  # signed Materials, in order
             (a, b): deque() for a in range(len(self.docs)) for b in range(len(self.docs)) if a != b}
         self.seam = Seam(_Port(self), list(self.nvim.lines), self.nvim.tick)
         self.inserted: set[str] = set()
@@ -145,17 +154,20 @@ class World:
         self._intent(text[a:b], insert)
         self.broadcast(peer, doc.local_edits([byte_edit(text, a, b, insert)]))
 
-    def broadcast(self, src: int, updates) -> None:
+    def broadcast(self, src: int, changes) -> None:
+        """``src``'s transactions ((deps, update) pairs, just made), signed, onto every link from it."""
+        material = self.ledgers[src].sign(changes)
+        if material is None:
+            return
         for dst in range(len(self.docs)):
             if dst != src:
-                self.links[(src, dst)].extend(updates)
+                self.links[(src, dst)].append(material)
 
     def deliver(self, src: int, dst: int) -> bool:
         link = self.links[(src, dst)]
         if not link:
             return False
-        deps, update = link.popleft()
-        self.docs[dst].receive_update(deps, update)
+        self.ledgers[dst].receive([link.popleft()])
         return True
 
     def python_receive(self, n: int) -> bool:
@@ -213,6 +225,8 @@ class World:
         buffer = self.nvim.text()
         texts = [str(d) for d in self.docs]
         assert buffer == texts[0], "the buffer differs from its document"
+        for i, ledger in enumerate(self.ledgers):
+            assert ledger.pending() == 0 and ledger.drops.total == 0, f"ledger {i}: {dict(ledger.drops.by_reason)}"
         for i, t in enumerate(texts[1:], 1):
             assert t == texts[0], f"peer {i} differs"
         chars = [c for c in buffer if c != "\n"]
@@ -236,9 +250,9 @@ class _Port:
         return self.doc.has_remote_edits()
 
     def commit(self, edits) -> None:
-        self.world.broadcast(0, self.doc.local_edits(edits))
+        self.world.broadcast(0, self.doc.local_edits(edits))  # signed there, as a node signs
 
     def undo(self, redo: bool) -> bool:
-        updates = self.doc.undo(redo)
-        self.world.broadcast(0, updates)
-        return bool(updates)
+        changes = self.doc.undo(redo)
+        self.world.broadcast(0, changes)
+        return bool(changes)

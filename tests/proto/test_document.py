@@ -1,8 +1,8 @@
-"""SharedDocument: causal delivery, bounded local transactions, remote edits, cursors.
+"""SharedDocument: bounded local transactions, remote edits, cursors.
 
-pycrdt diverges when one writer's updates arrive out of causal order (DESIGN.md
-section 3: 51/100 shuffles gave the wrong text); SharedDocument holds an update
-back until its dependencies are covered, so it must converge every time.
+Causal delivery (an update waits for what it builds on) and sync are the
+ledger's (ledger.py, tests/proto/test_ledger.py); here updates move between
+documents directly, each only once its receiver holds its dependencies.
 """
 
 from __future__ import annotations
@@ -10,19 +10,22 @@ from __future__ import annotations
 import random
 
 import pytest
-from pycrdt import Doc, Text
 
 from covim_p2p.editor.edits import TextEdit, apply_edit_to_str
-from covim_p2p.proto import document as document_mod
-from covim_p2p.proto.codec import DecodeError
-from covim_p2p.proto.document import (SharedDocument, covers,
-                                      decode_state_vector_untrusted)
+from covim_p2p.proto.document import SharedDocument, covers, decode_state_vector_untrusted
 
 WORDS = ["ab", "é", "世界", "🙂", "x\n", "naïve ", "👩‍👩‍👧", "\u0301"]  # last: a lone combining mark
 
 
 def sync(dst: SharedDocument, src: SharedDocument) -> None:
-    dst.apply_sync(src.diff_since(dst.state_vector()))
+    """What ``dst`` lacks of ``src``, straight from document to document."""
+    dst.doc.apply_update(src.doc.get_update(dst.state_vector()))
+
+
+def deliver(dst: SharedDocument, deps: bytes, update: bytes) -> None:
+    """One transaction of a peer, as the ledger hands it over: only once its dependencies are held."""
+    assert covers(dst.have(), decode_state_vector_untrusted(deps))
+    dst.apply_verified(update)
 
 
 def boundaries(text: str) -> list[int]:
@@ -38,15 +41,6 @@ def random_edit(rng: random.Random, text: str) -> TextEdit:
     return TextEdit(rng.choice(b), 0, rng.choice(WORDS))
 
 
-def single_writer_updates(seed: int, n: int = 20) -> tuple[str, list[tuple[bytes, bytes]]]:
-    rng = random.Random(seed)
-    writer = SharedDocument(1)
-    updates: list[tuple[bytes, bytes]] = []
-    for _ in range(n):
-        updates += writer.local_edits([random_edit(rng, str(writer))])
-    return str(writer), updates
-
-
 # ---- the unit ------------------------------------------------------------------
 
 def test_offsets_are_utf8_bytes():
@@ -54,126 +48,6 @@ def test_offsets_are_utf8_bytes():
     assert doc.byte_len() == 1 + 3 + 4
     doc.local_edits([TextEdit(4, 0, "|")])  # just after 世
     assert str(doc) == "a世|🙂"
-
-
-# ---- causal delivery -----------------------------------------------------------
-
-def test_update_waits_for_its_dependency_from_a_third_peer():
-    a, b, c = SharedDocument(1), SharedDocument(2), SharedDocument(3)
-    (a_deps, a_update), = a.local_edits([TextEdit(0, 0, "hello")])
-    b.receive_update(a_deps, a_update)
-    assert str(b) == "hello"
-    (b_deps, b_update), = b.local_edits([TextEdit(5, 0, " wörld")])
-    assert covers(decode_state_vector_untrusted(b_deps), {1: 5})  # B's update depends on A's
-
-    c.receive_update(b_deps, b_update)  # B's arrives first
-    assert c.waiting_updates() == 1
-    assert str(c) == ""
-    assert not c.has_remote_edits()
-
-    c.receive_update(a_deps, a_update)
-    assert c.waiting_updates() == 0
-    assert str(c) == str(b) == "hello wörld"
-    edits = c.take_remote_edits()
-    assert [e.insert for e in edits] == ["hello", " wörld"]  # applied in causal order
-
-
-def test_duplicate_update_is_harmless():
-    a, b = SharedDocument(1), SharedDocument(2)
-    (deps, update), = a.local_edits([TextEdit(0, 0, "x")])
-    for _ in range(3):
-        b.receive_update(deps, update)
-    assert str(b) == "x" and b.waiting_updates() == 0
-
-
-@pytest.mark.parametrize("seed", range(100))
-def test_shuffled_single_writer_updates_converge(seed):
-    final, updates = single_writer_updates(seed)
-    order = updates[:]
-    random.Random(seed + 1000).shuffle(order)
-    reader = SharedDocument(2)
-    for deps, update in order:
-        reader.receive_update(deps, update)
-    assert reader.waiting_updates() == 0
-    assert str(reader) == final
-
-
-def test_raw_pycrdt_diverges_on_the_same_shuffles():
-    """The contrast that makes the test above meaningful (pins pycrdt 0.14.13's
-    behaviour, DESIGN.md section 3): applying the same shuffled updates directly
-    gives the wrong text in a good share of runs."""
-    wrong = 0
-    for seed in range(100):
-        final, updates = single_writer_updates(seed)
-        order = updates[:]
-        random.Random(seed + 1000).shuffle(order)
-        raw = Doc(client_id=2)
-        text = raw.get("content", type=Text)
-        for _, update in order:
-            raw.apply_update(update)
-        wrong += str(text) != final
-    assert wrong >= 10, f"raw pycrdt diverged in only {wrong}/100 shuffles: has pycrdt changed?"
-
-
-def test_apply_sync_heals_a_held_back_queue():
-    a, b, c = SharedDocument(1), SharedDocument(2), SharedDocument(3)
-    (a_deps, a_update), = a.local_edits([TextEdit(0, 0, "base")])
-    b.receive_update(a_deps, a_update)
-    held = []
-    for i in range(3):
-        held += b.local_edits([TextEdit(b.byte_len(), 0, f"-{i}")])
-    for deps, update in reversed(held):
-        c.receive_update(deps, update)
-    assert c.waiting_updates() == 3 and str(c) == ""
-
-    sync(c, a)  # A's SyncStep2 brings the missing dependency: the queue drains
-    assert c.waiting_updates() == 0
-    assert str(c) == str(b) == "base-0-1-2"
-
-
-def test_full_sync_from_the_writer_also_heals():
-    final, updates = single_writer_updates(7)
-    writer_doc = SharedDocument(9)
-    for deps, update in updates:
-        writer_doc.receive_update(deps, update)
-    reader = SharedDocument(2)
-    for deps, update in updates[1:]:
-        reader.receive_update(deps, update)  # the first one was lost
-    assert reader.waiting_updates() == len(updates) - 1
-    sync(reader, writer_doc)
-    assert reader.waiting_updates() == 0 and str(reader) == final
-
-
-def test_too_many_held_back_updates_are_forgotten_then_resynced(monkeypatch):
-    monkeypatch.setattr(document_mod, "MAX_HELD_BACK", 4)
-    a, b = SharedDocument(1), SharedDocument(2)
-    updates = [u for i in range(7) for u in a.local_edits([TextEdit(a.byte_len(), 0, str(i))])]
-    for deps, update in updates[1:]:
-        b.receive_update(deps, update)
-    assert b.held_back_dropped == 4
-    assert b.waiting_updates() == 2
-    assert str(b) == ""
-    sync(b, a)
-    assert str(b) == "0123456" and b.waiting_updates() == 0
-
-
-def test_empty_sync_is_a_no_op():
-    a, b = SharedDocument(1, "same"), SharedDocument(2)
-    sync(b, a)
-    sync(b, a)  # now the diff is empty (b"\x00\x00")
-    assert str(b) == "same" and b.waiting_updates() == 0
-
-
-def test_garbage_state_vectors_raise_decode_error_not_panic():
-    doc = SharedDocument(1, "x")
-    for garbage in (b"\x05", b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", b"\x01\x01"):
-        with pytest.raises(DecodeError):
-            doc.diff_since(garbage)
-        with pytest.raises(DecodeError):
-            doc.receive_update(garbage, b"\x00\x00")
-    with pytest.raises(DecodeError, match="claims"):
-        decode_state_vector_untrusted(b"\xff\xff\xff\x7f")
-    assert str(doc) == "x"
 
 
 # ---- local edits ------------------------------------------------------------------
@@ -187,8 +61,8 @@ def test_large_insert_is_one_transaction_and_one_update():
 
     receiver = SharedDocument(4)
     sync(receiver, SharedDocument(1, "<>"))
-    receiver.receive_update(deps, update)
-    assert receiver.waiting_updates() == 0 and str(receiver) == str(doc)
+    deliver(receiver, deps, update)
+    assert str(receiver) == str(doc)
     shown = ""  # the sync of "<>" was a remote edit too
     for edit in receiver.take_remote_edits():
         shown = apply_edit_to_str(shown, edit)
@@ -214,8 +88,8 @@ def test_an_update_carries_only_its_own_transaction():
     assert len(update) < 40
     assert len(doc.doc.get_update(deps)) > 1000  # what get_update(before) would have sent
     for d, u in updates + [(deps, update)]:
-        receiver.receive_update(d, u)
-    assert receiver.waiting_updates() == 0 and str(receiver) == str(doc)
+        deliver(receiver, d, u)
+    assert str(receiver) == str(doc)
 
 
 def test_the_initial_text_is_not_undoable():
@@ -269,7 +143,7 @@ def test_take_remote_edits_replays_to_the_same_text(seed):
         for deps, update in w.local_edits([random_edit(rng, str(w))]):
             for other in [*writers, reader]:
                 if other is not w:
-                    other.receive_update(deps, update)
+                    deliver(other, deps, update)
         if rng.random() < 0.3 or step == 59:  # the editor takes edits in batches
             for edit in reader.take_remote_edits():
                 shown = apply_edit_to_str(shown, edit)
@@ -285,7 +159,7 @@ def test_remote_replace_with_cjk_and_emoji_replays():
     shown = "".join(apply_edit_to_str("", e) for e in b.take_remote_edits())
     assert shown == str(a)
     for deps, update in a.local_edits([TextEdit(6, 6, "🌍🌏"), TextEdit(0, 5, "こんにちは")]):
-        b.receive_update(deps, update)
+        deliver(b, deps, update)
     for edit in b.take_remote_edits():
         shown = apply_edit_to_str(shown, edit)
     assert shown == str(b) == "こんにちは 🌍🌏 🙂 bye"

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pycrdt import Doc, Text
 
 from covim_p2p.editor.edits import TextEdit
+from covim_p2p.proto import ledger as ledger_mod
 from covim_p2p.proto.authorship import (CHANGE, AuthorKey, Material, decode_bundle_untrusted, encode_bundle,
                                         sign_record)
-from covim_p2p.proto.document import SharedDocument
+from covim_p2p.proto.codec import DecodeError
+from covim_p2p.proto.document import SharedDocument, covers, decode_state_vector_untrusted
 from covim_p2p.proto.keys import SessionKeys
-from covim_p2p.proto.ledger import Ledger
+from covim_p2p.proto.ledger import MAX_AHEAD, Ledger
 
 SESSION = 0x5E55
 KEYS = SessionKeys.from_roots(SESSION, write_root=b"w" * 16)
@@ -134,6 +138,192 @@ def test_a_rejoin_signs_what_was_typed_away_under_a_new_seq():
     a.checkpoint(fresh=True)
     sync(b, a)
     assert str(b.document) == "a offline"
+
+
+def test_a_late_joiner_gets_an_author_with_more_than_max_ahead_records():
+    """Our answer to a new peer is one checkpoint at our newest seq: however far that is past
+    the asker's nothing, it replaces every record before it, so it is not "too far ahead"."""
+    a = peer(1, "x")
+    for i in range(MAX_AHEAD + 1):
+        write(a, 1 + i, "y")
+    j = peer(3)
+    sync(j, a)
+    assert str(j.document) == str(a.document) == "x" + "y" * (MAX_AHEAD + 1)
+    assert j.drops.total == 0 and j.pending() == 0
+
+
+# ---- causal delivery -------------------------------------------------------------
+# pycrdt diverges when one writer's updates arrive out of causal order (DESIGN.md section 3:
+# 51/100 shuffles gave the wrong text); the ledger holds an update back until the document
+# covers its dependencies, so it must converge every time.
+
+WORDS = ["ab", "é", "世界", "🙂", "x\n", "naïve ", "👩‍👩‍👧", "\u0301"]  # last: a lone combining mark
+
+
+def random_edit(rng: random.Random, text: str) -> TextEdit:
+    b = [len(text[:k].encode()) for k in range(len(text) + 1)]
+    if len(text) and rng.random() < 0.35:
+        k = rng.randrange(len(text))
+        j = rng.randint(k + 1, min(k + 4, len(text)))
+        return TextEdit(b[k], b[j] - b[k], rng.choice(["", "", rng.choice(WORDS)]))
+    return TextEdit(rng.choice(b), 0, rng.choice(WORDS))
+
+
+def write_edit(ledger: Ledger, edit: TextEdit) -> list[Material]:
+    m = ledger.sign(ledger.document.local_edits([edit]))
+    return [m] if m else []
+
+
+def single_writer_records(seed: int, n: int = 20) -> tuple[str, list[Material]]:
+    """n transactions of one writer, one record each (a Material apiece, to be shuffled)."""
+    rng = random.Random(seed)
+    writer = peer(1)
+    out: list[Material] = []
+    for _ in range(n):
+        out += write_edit(writer, random_edit(rng, str(writer.document)))
+    assert all(len(m.records) == 1 for m in out)
+    return str(writer.document), out
+
+
+def test_an_update_waits_for_its_dependency_from_a_third_peer():
+    a, b, c = peer(1), peer(2), peer(3)
+    from_a = write(a, 0, "hello")
+    b.receive(wire(from_a))
+    assert str(b.document) == "hello"
+    from_b = write(b, 5, " wörld")
+    deps = decode_state_vector_untrusted(from_b[0].records[0].deps)
+    assert covers(deps, {a.author.client_id: 5})  # B's record depends on A's
+
+    c.receive(wire(from_b))  # B's arrives first
+    assert c.pending() == 1
+    assert str(c.document) == ""
+    assert not c.document.has_remote_edits()
+
+    c.receive(wire(from_a))
+    assert c.pending() == 0
+    assert str(c.document) == str(b.document) == "hello wörld"
+    edits = c.document.take_remote_edits()
+    assert [e.insert for e in edits] == ["hello", " wörld"]  # applied in causal order
+    assert c.drops.total == 0
+
+
+def test_a_duplicate_record_is_harmless():
+    a, b = peer(1), peer(2)
+    m = write(a, 0, "x")
+    for _ in range(3):
+        b.receive(wire(m))
+    assert str(b.document) == "x" and b.pending() == 0 and b.drops.total == 0
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_shuffled_single_writer_records_converge(seed):
+    final, materials = single_writer_records(seed)
+    order = materials[:]
+    random.Random(seed + 1000).shuffle(order)
+    reader = peer(2)
+    for m in order:
+        reader.receive(wire([m]))
+    assert reader.pending() == 0 and reader.drops.total == 0
+    assert str(reader.document) == final
+
+
+def test_raw_pycrdt_diverges_on_the_same_shuffles():
+    """The contrast that makes the test above meaningful (pins pycrdt 0.14.13's
+    behaviour, DESIGN.md section 3): applying the same shuffled updates directly
+    gives the wrong text in a good share of runs."""
+    wrong = 0
+    for seed in range(100):
+        final, materials = single_writer_records(seed)
+        order = materials[:]
+        random.Random(seed + 1000).shuffle(order)
+        raw = Doc(client_id=2)
+        text = raw.get("content", type=Text)
+        for m in order:
+            raw.apply_update(m.records[0].update)
+        wrong += str(text) != final
+    assert wrong >= 10, f"raw pycrdt diverged in only {wrong}/100 shuffles: has pycrdt changed?"
+
+
+def test_a_want_heals_a_held_back_queue():
+    a, b, c = peer(1), peer(2), peer(3)
+    b.receive(wire(write(a, 0, "base")))
+    held = []
+    for i in range(3):
+        held += write(b, b.document.byte_len(), f"-{i}")
+    for m in reversed(held):
+        c.receive(wire([m]))
+    assert c.pending() == 3 and str(c.document) == ""
+
+    sync(c, a)  # A's answer brings the missing dependency: the queue drains
+    assert c.pending() == 0
+    assert str(c.document) == str(b.document) == "base-0-1-2"
+    assert c.drops.total == 0
+
+
+def test_a_lost_record_is_healed_by_a_want_answered_by_a_relay():
+    final, materials = single_writer_records(7)
+    relay = peer(9)
+    for m in materials:
+        relay.receive(wire([m]))
+    assert str(relay.document) == final
+    reader = peer(2)
+    for m in materials[1:]:
+        reader.receive(wire([m]))  # the first one was lost
+    held = reader.authors[materials[0].author]
+    assert held.known == 0 and len(held.records) == len(materials) - 1 and str(reader.document) == ""
+    sync(reader, relay)  # the writer may have left: the relay answers with its signed records
+    assert reader.pending() == 0 and str(reader.document) == final
+    assert reader.drops.total == 0
+
+
+def test_records_far_ahead_are_dropped_then_come_again_by_want(monkeypatch):
+    """The bound on what waits: a change more than MAX_AHEAD past what we hold in order is dropped
+    (counted "too far ahead"), not kept; the WANT that follows brings it again."""
+    monkeypatch.setattr(ledger_mod, "MAX_AHEAD", 4)
+    a, b = peer(1), peer(2)
+    materials = [m for i in range(7) for m in write(a, a.document.byte_len(), str(i))]
+    for m in materials[1:]:  # seq 1 lost: 2..4 are within 4 of what b holds (nothing), 5..7 not
+        b.receive(wire([m]))
+    assert b.drops.by_reason["too far ahead"] == 3 and b.drops.total == 3
+    held = b.authors[a.author.public]
+    assert sorted(held.records) == [2, 3, 4] and held.known == 0
+    assert str(b.document) == "" and b.pending() == 0
+    sync(b, a)  # the writer answers with its checkpoint
+    assert str(b.document) == "0123456" and b.pending() == 0
+    relay, c = peer(3), peer(4)  # a relay answers with the records themselves
+    for m in materials:
+        relay.receive(wire([m]))
+    for m in materials[1:]:
+        c.receive(wire([m]))
+    assert c.drops.by_reason["too far ahead"] == 3 and str(c.document) == ""
+    answer = relay.answer(c.want(set()))
+    assert [r.seq for m in answer for r in m.records] == [1, 2, 3, 4, 5, 6, 7]
+    c.receive(wire(answer))
+    assert str(c.document) == "0123456" and c.pending() == 0 and c.drops.total == 3
+
+
+def test_an_empty_answer_is_a_no_op():
+    a, b = peer(1, "same"), peer(2)
+    sync(b, a)
+    assert a.answer(b.want(set())) == []  # now b lacks nothing
+    sync(b, a)
+    assert str(b.document) == "same" and b.pending() == 0 and b.drops.total == 0
+
+
+def test_garbage_vectors_raise_decode_error_or_are_dropped_never_panic():
+    a, b = peer(1, "x"), peer(2)
+    garbage = (b"\x05", b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", b"\x01\x01")
+    for vector in garbage:
+        with pytest.raises(DecodeError):
+            a.answer(vector)
+    for seq, deps in enumerate(garbage, 2):  # a correctly signed record whose deps are garbage
+        record = sign_record(a.author, SESSION, seq, CHANGE, deps, b"\x00\x00", a.document.have()[a.author.client_id])
+        b.receive(wire([Material(a.author.public, a.cert, (record,))]))
+    assert b.drops.by_reason["malformed"] == b.drops.total == len(garbage) and b.pending() == 0
+    with pytest.raises(DecodeError, match="claims"):
+        decode_state_vector_untrusted(b"\xff\xff\xff\x7f")
+    sync(b, a)
+    assert str(a.document) == str(b.document) == "x"
 
 
 def _world(seed: int, steps: int, n: int = 3) -> None:
