@@ -388,3 +388,51 @@ def test_random_worlds_converge(seed):
 def test_long_seeded_worlds_converge():
     for seed in range(6):
         _world(seed, 600, n=4)
+
+
+def test_what_others_keep_of_an_author_stays_bounded_by_its_broadcast_checkpoints():
+    """The node broadcasts a checkpoint whenever checkpoint_due (node.py ``_share``); a peer
+    then keeps at most about twice the larger of CHECKPOINT_MIN_BYTES and the checkpoint,
+    even when new peers' WANTs made checkpoints the others never saw."""
+    a, b = peer(1, "x" * 2000), peer(2)
+    sync(b, a)
+    peak = 0
+    for i in range(3000):
+        b.receive(wire(write(a, 1000, "y" if i % 3 else "\n")))
+        if i % 500 == 0:
+            a.answer(peer(9).want(set()))  # a newcomer's WANT: a checkpoint only it sees
+        if a.checkpoint_due():
+            b.receive(wire([a.shared_checkpoint()]))
+        peak = max(peak, b.bytes)
+    cp = a.own.cp.record.size()
+    assert peak <= 2 * max(ledger_mod.CHECKPOINT_MIN_BYTES, cp) + 4096, (peak, cp)
+    assert str(b.document) == str(a.document) and b.pending() == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_mutated_bundle_is_refused_or_harmless(data):
+    """Any byte of a valid bundle changed: it decodes or not, and what the ledger takes is either
+    nothing or exactly the real change (every field is signed or checked)."""
+    a, b = peer(1, "base"), peer(2)
+    sync(b, a)
+    raw = bytearray(encode_bundle(write(a, 4, " and more")))
+    i = data.draw(st.integers(0, len(raw) - 1))
+    raw[i] = data.draw(st.integers(0, 255).filter(lambda v: v != raw[i]))
+    try:
+        materials = decode_bundle_untrusted(bytes(raw))
+    except DecodeError:
+        return
+    b.receive(materials)
+    assert str(b.document) in ("base", "base and more")
+    b.receive(wire(a.answer(b.want(set()))))
+    assert str(b.document) == "base and more"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_decode_bundle_untrusted_raises_only_decode_error(raw):
+    try:
+        decode_bundle_untrusted(raw)
+    except DecodeError:
+        pass
