@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pycrdt import get_update, merge_updates
 
 from .authorship import CHANGE, CHECKPOINT, AuthorKey, Material, Record, client_id_of, record_signed, sign_record
-from .codec import DecodeError, write_varuint
+from .codec import DecodeError, read_varuint, write_varuint
 from .document import ALL, SharedDocument, covers, decode_state_vector_untrusted
 from .drops import Drops
 from .keys import SessionKeys
@@ -105,13 +105,23 @@ def _has_structs(update: bytes, vector: dict[int, int]) -> bool:
 
 
 def items_only_of(update: bytes, client: int, start: int, end: int) -> None:
-    """DecodeError("forged edit") unless ``update`` adds items of ``client`` only, reaching ``end``
-    exactly: nothing of anyone else, nothing past ``end``, and something at ``end - 1`` if
-    ``end > start``."""
-    if _has_structs(update, {client: end}) or (end > start and not _has_structs(update, {client: end - 1})):
+    """DecodeError("forged edit") unless ``update`` adds items of ``client`` only, from ``start``
+    to ``end``: nothing of anyone else, nothing past ``end``, something at ``end - 1``, and its
+    first item at ``start`` (a v1 update opens with: clients, structs, client, clock)."""
+    if end < start or _has_structs(update, {client: end}):
         raise _Refused("forged edit")
-    if end < start:
-        raise _Refused("forged edit")
+    if end > start:
+        if not _has_structs(update, {client: end - 1}):
+            raise _Refused("forged edit")
+        try:
+            pos = 0
+            for _ in range(3):
+                _, pos = read_varuint(update, pos)
+            first, _ = read_varuint(update, pos)
+        except DecodeError:
+            raise _Refused("forged edit") from None
+        if first != start:
+            raise _Refused("forged edit")
 
 
 class _Refused(DecodeError):
@@ -129,7 +139,6 @@ class Ledger:
         self.author = author
         self.drops = drops if drops is not None else Drops()
         self.authors: dict[bytes, _Author] = {}
-        self._by_client: dict[int, _Author] = {}
         self.bytes = 0
         self.unshared = 0  # bytes of our records since we last broadcast a checkpoint
         self.cert = keys.writer_cert(author.public)
@@ -141,7 +150,6 @@ class Ledger:
     def _add_author(self, public: bytes, cert: bytes) -> _Author:
         a = _Author(public, cert, client_id_of(public))
         self.authors[public] = a
-        self._by_client[a.client] = a
         return a
 
     def register(self, public: bytes, cert: bytes) -> _Author | None:

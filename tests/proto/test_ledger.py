@@ -436,3 +436,15 @@ def test_decode_bundle_untrusted_raises_only_decode_error(raw):
         decode_bundle_untrusted(raw)
     except DecodeError:
         pass
+
+
+def test_a_record_whose_items_leave_a_gap_is_refused():
+    """Signed by its author, but its items start past what its deps say the author had: applying
+    it would leave pycrdt with pending structs (DESIGN.md section 3), so nobody takes it."""
+    a, b = peer(1), peer(2)
+    (deps1, _), = a.document.local_edits([TextEdit(0, 0, "abc")])
+    (_, update2), = a.document.local_edits([TextEdit(3, 0, "def")])
+    end = a.document.have()[a.author.client_id]
+    gap = sign_record(a.author, SESSION, 1, CHANGE, deps1, update2, end)
+    b.receive(wire([Material(a.author.public, a.cert, (gap,))]))
+    assert b.drops.by_reason["forged edit"] == 1 and str(b.document) == "" and b.pending() == 0
