@@ -106,6 +106,10 @@ def _apply(doc: Doc, text: Text, edits: list[TextEdit], origin: str) -> None:
 class SharedDocument:
     def __init__(self, client_id: int, initial_text: str = "") -> None:
         self.doc: Doc = Doc(client_id=client_id)  # GC on and no UndoManager: deleted text is really gone
+        # Set by the node that first holds it, and kept with it across a rejoin: the author key
+        # its client id derives from, and the ledger of signed changes behind it (ledger.py).
+        self.author: Any = None
+        self.ledger: Any = None
         self.text: Text = self.doc.get(TEXT_NAME, type=Text)
         self.awareness = ClockedAwareness(self.doc)
         self._remote_edits: list[TextEdit] = []
