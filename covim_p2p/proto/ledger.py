@@ -204,10 +204,11 @@ class Ledger:
         return Material(own.public, own.cert, (record,))
 
     def checkpoint_due(self) -> bool:
-        """Do our records since the last checkpoint we broadcast outweigh it?  (What every peer
-        keeps of us is then at most about twice our checkpoint.)"""
-        own = self.own
-        return bool(self.cert) and self.unshared >= max(CHECKPOINT_MIN_BYTES, own.cp.record.size() if own.cp else 0)
+        """Do our records since the last checkpoint we broadcast outweigh it and the text?  (What
+        every peer keeps of us is then at most about twice the larger of the two.)"""
+        own = self.own  # (a paste's record need not be followed by a checkpoint as big)
+        return bool(self.cert) and self.unshared >= max(CHECKPOINT_MIN_BYTES, own.cp.record.size() if own.cp else 0,
+                                                        self.document.byte_len())
 
     def shared_checkpoint(self) -> Material | None:
         """A checkpoint to broadcast (checkpoint_due)."""
