@@ -55,6 +55,7 @@ class Link:
     introduced: bool = True  # False: opened by the peer's HELLO before the introducer named it
     client_id: int | None = None  # its Yjs client id, as its handshake proved (handshake.py)
     writer: bool = False  # its handshake carried a writer certificate (keys.py)
+    author: bytes | None = None  # the author key its handshake proved (authorship.py)
     via_relay: bool = False  # the last datagram came through our TURN relay: answer the same way
     epoch: int = 0       # this incarnation of our side
     peer_epoch: int = 0  # the peer's side, once a datagram told us

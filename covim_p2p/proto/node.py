@@ -386,7 +386,7 @@ class PeerNode:
             link.channel.kick()
         link.last_rx = now
         if keys is not None:  # what the handshake proved: who this is, and whether it may write
-            link.client_id, link.writer = keys.client_id, keys.writer
+            link.client_id, link.writer, link.author = keys.client_id, keys.writer, keys.author
         if not link.up:
             self._link_up(link, now)
         for frame in frames:
@@ -475,7 +475,7 @@ class PeerNode:
 
     def _on_session_message(self, link: Link, msg: SessionMessage, now: float) -> None:
         if isinstance(msg, Signed):  # ledger.py verifies every record, whoever relays it
-            self.ledger.receive(list(msg.materials))
+            self.ledger.receive(list(msg.materials), link.author)
             # Another joiner may still be empty itself: only the host's peer (or, once
             # the host is gone, anyone) proves we now hold the whole document.
             if msg.reply and not self.synced and (link.is_host or not any(l.is_host for l in self.links.values())):

@@ -4,6 +4,7 @@ every author's work (departed authors' too) from anyone, without anyone being ab
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -448,3 +449,26 @@ def test_a_record_whose_items_leave_a_gap_is_refused():
     gap = sign_record(a.author, SESSION, 1, CHANGE, deps1, update2, end)
     b.receive(wire([Material(a.author.public, a.cert, (gap,))]))
     assert b.drops.by_reason["forged edit"] == 1 and str(b.document) == "" and b.pending() == 0
+
+
+def test_an_authors_own_records_are_applied_at_once_and_checked_before_they_are_passed_on():
+    """Over a link whose handshake proved the author key, the author's own records skip the
+    signature check (keystroke latency); the check happens when we first pass them on, and a
+    record that fails it (the author's own doing) is not passed on, nor anything after it."""
+    a, b, c = peer(1, "base"), peer(2), peer(3)
+    sync(b, a)
+    good = write(a, 4, " good")
+    b.receive(wire(good), sender=a.author.public)
+    assert str(b.document) == "base good" and not b.authors[a.author.public].records[2].signed
+    bad_record = replace(write(a, 9, " bad")[0].records[0], sig=bytes(64))
+    b.receive(wire([Material(a.author.public, a.cert, (bad_record,))]), sender=a.author.public)
+    assert str(b.document) == "base good bad"  # its author sent it: it is the author's text
+    b.receive(wire(write(a, 13, " after")), sender=a.author.public)
+    sync(c, b)
+    assert str(c.document) == "base good" and b.drops.by_reason["forged edit"] == 1
+    assert b.authors[a.author.public].records[2].signed  # checked once, when first passed on
+    # the same bad record from anyone else is refused outright
+    d = peer(4)
+    sync(d, c)
+    d.receive(wire([Material(a.author.public, a.cert, (bad_record,))]), sender=c.author.public)
+    assert d.drops.by_reason["forged edit"] == 1
