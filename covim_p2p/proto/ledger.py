@@ -25,7 +25,8 @@ Rules of the machine (one per document; pure, no clock):
   handshake proved that author key (``sender``), is applied at once and its
   signature checked only when we first pass it on (``answer``): that keeps
   Ed25519 verification (~0.1 ms here) off the keystroke path.  One that
-  fails then was the author's own doing; it is not passed on.  A newer checkpoint replaces the records it covers.
+  fails then was the author's own doing; it is not passed on.  A newer
+  checkpoint replaces the records it covers.
 * **Causal delivery.**  pycrdt diverges when it sees an update before the
   items it builds on (DESIGN.md section 3), so an item goes to the document
   only once the document covers its ``deps``.  An author's next item is
