@@ -184,7 +184,8 @@ def test_a_late_joiner_receives_no_deleted_secret_over_the_network():
     late.wire.open_peer = spy
     taken: list[bytes] = []  # every bundle the late joiner's ledger receives, re-encoded
     real_receive = late.ledger.receive
-    late.ledger.receive = lambda materials: (taken.append(encode_bundle(list(materials))), real_receive(materials))[1]
+    late.ledger.receive = lambda materials, *rest: (taken.append(encode_bundle(list(materials))),
+                                                    real_receive(materials, *rest))[1]
     applied: list[bytes] = []  # every update its document takes
     real_apply = late.document.apply_verified
     late.document.apply_verified = lambda update: (applied.append(update), real_apply(update))[1]
