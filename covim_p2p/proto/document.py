@@ -78,6 +78,16 @@ def decode_state_vector_untrusted(sv: bytes) -> dict[int, int]:
     return dict(zip(numbers[1::2], numbers[2::2]))
 
 
+def encode_state_vector(vector: dict[int, int]) -> bytes:
+    """The lib0 encoding Yjs uses (count, then client/clock varuint pairs); a WANT's too (ledger.py)."""
+    out = bytearray()
+    write_varuint(out, len(vector))
+    for client, clock in vector.items():
+        write_varuint(out, client)
+        write_varuint(out, clock)
+    return bytes(out)
+
+
 def covers(have: dict[int, int], need: dict[int, int]) -> bool:
     return all(have.get(client, 0) >= clock for client, clock in need.items())
 
@@ -259,15 +269,9 @@ class SharedDocument:
     def items_of(self, client: int) -> bytes:
         """A Yjs update with ``client``'s items only (deleted ones as bare ranges) and every
         deletion we know of: the body of that author's checkpoint (ledger.py)."""
-        others = [c for c in self.have() if c != client]
-        out = bytearray()
-        write_varuint(out, len(others) + 1)
-        for c in others:
-            write_varuint(out, c)
-            write_varuint(out, ALL)
-        write_varuint(out, client)
-        write_varuint(out, 0)
-        return self.doc.get_update(bytes(out))
+        vector = dict.fromkeys(self.have(), ALL)
+        vector[client] = 0
+        return self.doc.get_update(encode_state_vector(vector))
 
     # ---- cursors ---------------------------------------------------------
 

@@ -52,8 +52,8 @@ from dataclasses import dataclass, field
 from pycrdt import get_update, merge_updates
 
 from .authorship import CHANGE, CHECKPOINT, AuthorKey, Material, Record, client_id_of, record_signed, sign_record
-from .codec import DecodeError, read_varuint, write_varuint
-from .document import ALL, SharedDocument, covers, decode_state_vector_untrusted
+from .codec import DecodeError, read_varuint
+from .document import ALL, SharedDocument, covers, decode_state_vector_untrusted, encode_state_vector
 from .drops import Drops
 from .keys import SessionKeys
 
@@ -103,7 +103,7 @@ class _Author:
 def _has_structs(update: bytes, vector: dict[int, int]) -> bool:
     """Does ``update`` hold items beyond ``vector``?  (A v1 update starts with its count of clients.)"""
     try:
-        return get_update(update, _encode_vector(vector))[0] != 0
+        return get_update(update, encode_state_vector(vector))[0] != 0
     except BaseException as exc:  # noqa: BLE001 - pycrdt panics are BaseExceptions
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
@@ -203,7 +203,7 @@ class Ledger:
         update = self.document.items_of(own.client)
         deps = {c: k for c, k in have.items() if c != own.client}
         seq = own.known if own.cp_seq < own.known and not fresh else own.known + 1
-        record = sign_record(self.author, self.session, seq, CHECKPOINT, _encode_vector(deps), update,
+        record = sign_record(self.author, self.session, seq, CHECKPOINT, encode_state_vector(deps), update,
                              have.get(own.client, 0))
         self._set_checkpoint(own, _Item(record, deps))
         own.known = own.applied = seq
@@ -320,7 +320,7 @@ class Ledger:
         """Our vector; ``elsewhere``: clients whose authors we ask themselves (linked peers)."""
         vector = {a.client: a.known for a in self.authors.values() if a.known}
         vector.update(dict.fromkeys(elsewhere, ALL))
-        return _encode_vector(vector)
+        return encode_state_vector(vector)
 
     def answer(self, vector_bytes: bytes) -> list[Material]:
         """What a peer whose WANT this is lacks (DecodeError if the vector is malformed)."""
@@ -349,11 +349,3 @@ class Ledger:
                 out.append(Material(a.public, a.cert, tuple(records)))
         return out
 
-
-def _encode_vector(vector: dict[int, int]) -> bytes:
-    out = bytearray()
-    write_varuint(out, len(vector))
-    for client, n in vector.items():
-        write_varuint(out, client)
-        write_varuint(out, n)
-    return bytes(out)
