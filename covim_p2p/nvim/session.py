@@ -66,8 +66,9 @@ class Session:
 @dataclass
 class Offline:
     """What :CoVim disconnect keeps, so that :CoVim connect <same token> in the same Neovim
-    reuses the buffer and its document (same client id): a state-vector sync then merges
-    what both sides typed apart, and the offline edits go in as minimal hunks."""
+    reuses the buffer and its document (same author key and ledger, so same client id): the
+    WANT/SIGNED sync then merges what both sides typed apart (ledger.py signs ours under a new
+    seq), and the offline edits go in as minimal hunks."""
     session: int
     secret: bytes
     buf: int
