@@ -57,10 +57,10 @@ from .drops import Drops
 from .document import SharedDocument
 from .events import Event, JoinFailed, Joined, PeerDown, PeerUp, Problem
 from . import forwarding
-from .framing import KIND_HANDSHAKE, KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Forward, Frame, Hello, Ping, Pong, \
+from .framing import KIND_HANDSHAKE, KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Forward, Frame, Hello, \
     decode_datagram_untrusted, decode_peer_body_untrusted
 from .ledger import Ledger
-from .link import PING_INTERVAL, PROBE_FIRST, PROBE_MAX, SILENT_AFTER, Link
+from .link import PING_INTERVAL, Link
 from .presence import Presence
 from .registration import KEY_REPLY, Registration
 from .rendezvous import MAX_CANDIDATES, MAX_MEMBERS, Check, Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, \
@@ -317,18 +317,7 @@ class PeerNode:
                         next_hello=now, last_rx=now, epoch=self._last_epoch, introduced=introduced)
             self.links[member.peer_id] = link
         link.introduced = link.introduced or introduced
-        relays = member.candidates[len(member.candidates) - member.relays:] if member.relays else ()
-        link.relays = relays
-        known = link.direct
-        link.direct = tuple(dict.fromkeys(a for a in (member.addr, *member.candidates)
-                                          if a is not None and a not in relays and a not in self.candidates))
-        if link.up and set(link.direct) - set(known) and known:  # its NAT rebound (the introducer saw it
-            link.upgrade_probe_due = True  # move): HELLO there opens our NAT towards its new address
-        if not link.up:  # probe its LAN addresses too: the one the introducer saw may not lead back in
-            fresh = tuple(a for a in member.candidates if a != link.addr and a not in self.candidates)
-            if set(fresh) - set(link.candidates):  # new ways in (a relay announced late): probe them now
-                link.next_hello, link.hello_interval = now, PROBE_FIRST
-            link.candidates = fresh
+        link.learn(member, self.candidates, now)
         self.wire.permit((link.addr, *member.candidates), now)  # it may have to reach us through our relay
         if member.addr is None:
             link.is_host = True
@@ -362,18 +351,9 @@ class PeerNode:
                     self.sync.start(link)
         current = dst_epoch == link.epoch  # DATA/ACK for an older incarnation of ours are meaningless
         via = forwarding.via_of(addr)
-        changed = link.path.heard(addr, via_relay, via_relay or addr in link.relays, now, via)
-        if link.path.addr is None:  # paths.py: a relay on a new link waits RELAY_HOLD (handle_timer takes it)
+        if not link.heard(addr, via_relay, via, now):  # paths.py: a relay on a new link waits RELAY_HOLD
             self.drops.add("relay held")
             return
-        if not link.up and addr != link.addr:  # a candidate answered: keep the others for a re-probe
-            link.candidates = tuple(a for a in (link.addr, *link.candidates) if a != addr)
-        if changed or not link.up:
-            link.addr, link.via_relay = link.path.addr or addr, link.path.via_relay  # paths.py: direct first
-        if link.up and (link.silent or now - link.last_rx >= SILENT_AFTER):  # back after a silence: resend now
-            link.silent = False
-            link.channel.kick()
-        link.last_rx = now
         if keys is not None:  # what the handshake proved: who this is, and whether it may write
             link.client_id, link.writer, link.author = keys.client_id, keys.writer, keys.author
         if not link.up:
@@ -381,26 +361,7 @@ class PeerNode:
         for frame in frames:
             if isinstance(frame, (Data, Ack)) and not current:
                 continue
-            if isinstance(frame, Data):
-                try:
-                    link.channel.on_data(frame)
-                except ChannelError as exc:
-                    self._drop_link(link, f"protocol error: {exc}")
-                    return
-            elif isinstance(frame, Ack):
-                link.channel.on_ack(frame, now)
-            elif isinstance(frame, Hello):
-                link.name = link.name or frame.name
-                link.hello_reply_due = link.hello_reply_due or frame.reply
-            elif isinstance(frame, Ping):
-                link.pongs_due.append(frame.nonce)
-                if link.channel.backed_off():  # the path works now (channel.py): no waiting for a doubled RTO
-                    link.channel.kick()
-            elif isinstance(frame, Pong):
-                if frame.nonce == link.ping_nonce and link.ping_sent_at is not None:
-                    link.rtt = now - link.ping_sent_at
-                    link.ping_sent_at = None
-            elif isinstance(frame, Forward):
+            if isinstance(frame, Forward):
                 if not via:  # a forwarded datagram's own FORWARD frames are ignored: no chains
                     self._on_forward(link, frame, now)
             elif isinstance(frame, Bye):
@@ -408,6 +369,12 @@ class PeerNode:
                     continue
                 self._drop_link(link, frame.reason or "closed the link", reprobe=frame.reason == "no such link")
                 return
+            else:
+                try:
+                    link.on_frame(frame, now)
+                except ChannelError as exc:
+                    self._drop_link(link, f"protocol error: {exc}")
+                    return
         malformed = self.sync.deliver(link, now)
         if malformed is not None:
             self._drop_link(link, malformed)
@@ -514,22 +481,10 @@ class PeerNode:
                 self._drop_link(link, "stopped answering" if link.up else
                                 f"could not be reached at {link.addr[0]}:{link.addr[1]}", reprobe=True)
             elif link.up:
-                if not link.silent and now >= link.last_rx + SILENT_AFTER:  # link.py: did our NAT rebind?
-                    link.silent = True
+                if link.tick(now):  # link.py: did our NAT rebind?
                     self._next_join = min(self._next_join, now)  # the introducer sees where we are now
-                link.channel.handle_timer(now)
-                if link.path.handle_timer(now):
-                    link.addr, link.via_relay = link.path.addr or link.addr, link.path.via_relay
-                if link.path.probe_due(now):
-                    link.upgrade_probe_due = True
-                if now >= link.next_ping:
-                    link.ping_nonce += 1
-                    link.ping_sent_at = now
-                    link.ping_due = True
-                    link.next_ping = now + PING_INTERVAL
                 self.sync.resync(link, now)
-            elif link.path.handle_timer(now):  # the relay held during the link's first second: now it may carry it
-                link.addr, link.via_relay, link.last_rx = link.path.addr or link.addr, link.path.via_relay, now
+            elif link.take_held_relay(now):
                 self._link_up(link, now)
             elif now >= link.next_hello:
                 if now >= link.created + forwarding.FORWARD_AFTER and link.introduced:  # last resort
@@ -537,9 +492,7 @@ class PeerNode:
                                       and forwarding.parse(l.addr) is None), key=lambda l: not l.is_host)
                     link.forwarders = tuple(forwarding.pseudo(link.peer_id, l.peer_id)
                                             for l in helpers[:forwarding.MAX_FORWARDERS])
-                link.hello_reply_due = True  # send a probe
-                link.next_hello = now + link.hello_interval
-                link.hello_interval = min(link.hello_interval * 2, PROBE_MAX)
+                link.probe(now)
 
     def _check_relay(self, now: float) -> None:
         """Announce the relayed address once it exists and direct holes had their chance."""
@@ -567,18 +520,7 @@ class PeerNode:
         if self.state == "joined":
             self.sync.flush_awareness()
         for link in self.links.values():
-            frames: list[Frame] = []
-            if link.hello_reply_due:
-                frames.append(Hello(self.name, self.document.client_id, not link.up))
-                link.hello_reply_due = False
-            for nonce in link.pongs_due:
-                frames.append(Pong(nonce))
-            link.pongs_due.clear()
-            if link.up:
-                if link.ping_due:
-                    frames.append(Ping(link.ping_nonce))
-                    link.ping_due = False
-                frames.extend(link.channel.frames_to_send(now))
+            frames = link.frames_to_send(self.name, self.document.client_id, now)
             if frames:
                 self._send_frames(frames, link.addr, link)
                 if not link.up:
