@@ -26,8 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .channel import ReliableChannel
-from .framing import Addr
+from .framing import Ack, Addr, Data, Frame, Hello, Ping, Pong
 from .paths import RELAY_HOLD, PathChoice
+from .rendezvous import Member
 
 PROBE_FIRST = 0.05
 PROBE_MAX = 1.0
@@ -97,6 +98,103 @@ class Link:
             if held is not None:
                 times.append(held)
         return min(times)
+
+    # ---- upkeep: what concerns this link only (the node calls these) ----------
+
+    def learn(self, member: Member, ours: tuple[Addr, ...], now: float) -> None:
+        """What the introducer says of the peer: its direct and relayed addresses (not ``ours``)."""
+        relays = member.candidates[len(member.candidates) - member.relays:] if member.relays else ()
+        self.relays = relays
+        known = self.direct
+        self.direct = tuple(dict.fromkeys(a for a in (member.addr, *member.candidates)
+                                          if a is not None and a not in relays and a not in ours))
+        if self.up and set(self.direct) - set(known) and known:  # its NAT rebound (the introducer saw it
+            self.upgrade_probe_due = True  # move): HELLO there opens our NAT towards its new address
+        if not self.up:  # probe its LAN addresses too: the one the introducer saw may not lead back in
+            fresh = tuple(a for a in member.candidates if a != self.addr and a not in ours)
+            if set(fresh) - set(self.candidates):  # new ways in (a relay announced late): probe them now
+                self.next_hello, self.hello_interval = now, PROBE_FIRST
+            self.candidates = fresh
+
+    def heard(self, addr: Addr, via_relay: bool, via: int, now: float) -> bool:
+        """A datagram of this link's epochs came from ``addr``; False while paths.py holds a relay."""
+        changed = self.path.heard(addr, via_relay, via_relay or addr in self.relays, now, via)
+        if self.path.addr is None:  # paths.py: a relay on a new link waits RELAY_HOLD (take_held_relay)
+            return False
+        if not self.up and addr != self.addr:  # a candidate answered: keep the others for a re-probe
+            self.candidates = tuple(a for a in (self.addr, *self.candidates) if a != addr)
+        if changed or not self.up:
+            self.addr, self.via_relay = self.path.addr or addr, self.path.via_relay  # paths.py: direct first
+        if self.up and (self.silent or now - self.last_rx >= SILENT_AFTER):  # back after a silence: resend now
+            self.silent = False
+            self.channel.kick()
+        self.last_rx = now
+        return True
+
+    def on_frame(self, frame: Frame, now: float) -> None:
+        """HELLO, PING, PONG and this epoch's DATA and ACK; ChannelError if DATA breaks the channel."""
+        if isinstance(frame, Data):
+            self.channel.on_data(frame)
+        elif isinstance(frame, Ack):
+            self.channel.on_ack(frame, now)
+        elif isinstance(frame, Hello):
+            self.name = self.name or frame.name
+            self.hello_reply_due = self.hello_reply_due or frame.reply
+        elif isinstance(frame, Ping):
+            self.pongs_due.append(frame.nonce)
+            if self.channel.backed_off():  # the path works now (channel.py): no waiting for a doubled RTO
+                self.channel.kick()
+        elif isinstance(frame, Pong):
+            if frame.nonce == self.ping_nonce and self.ping_sent_at is not None:
+                self.rtt = now - self.ping_sent_at
+                self.ping_sent_at = None
+
+    def tick(self, now: float) -> bool:
+        """An up link's timers: channel, path, ping.  True when it just fell silent: the node
+        refreshes its JOIN, since our NAT may have rebound."""
+        silent = not self.silent and now >= self.last_rx + SILENT_AFTER
+        if silent:
+            self.silent = True
+        self.channel.handle_timer(now)
+        if self.path.handle_timer(now):
+            self.addr, self.via_relay = self.path.addr or self.addr, self.path.via_relay
+        if self.path.probe_due(now):
+            self.upgrade_probe_due = True
+        if now >= self.next_ping:
+            self.ping_nonce += 1
+            self.ping_sent_at = now
+            self.ping_due = True
+            self.next_ping = now + PING_INTERVAL
+        return silent
+
+    def take_held_relay(self, now: float) -> bool:
+        """A probing link: the relay held during its first second may carry it now (paths.py)."""
+        if not self.path.handle_timer(now):
+            return False
+        self.addr, self.via_relay, self.last_rx = self.path.addr or self.addr, self.path.via_relay, now
+        return True
+
+    def probe(self, now: float) -> None:
+        """Say HELLO again, backing off."""
+        self.hello_reply_due = True
+        self.next_hello = now + self.hello_interval
+        self.hello_interval = min(self.hello_interval * 2, PROBE_MAX)
+
+    def frames_to_send(self, name: str, client_id: int, now: float) -> list[Frame]:
+        """HELLO if due (asking for a reply until up), PONGs, then while up PING and the channel's."""
+        frames: list[Frame] = []
+        if self.hello_reply_due:
+            frames.append(Hello(name, client_id, not self.up))
+            self.hello_reply_due = False
+        for nonce in self.pongs_due:
+            frames.append(Pong(nonce))
+        self.pongs_due.clear()
+        if self.up:
+            if self.ping_due:
+                frames.append(Ping(self.ping_nonce))
+                self.ping_due = False
+            frames.extend(self.channel.frames_to_send(now))
+        return frames
 
     def restart_channel(self) -> None:
         """The peer rebuilt its side: both ends start a fresh stream."""

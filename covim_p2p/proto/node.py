@@ -9,11 +9,9 @@ Rules of the machine:
 * ``joined``: every member the introducer names gets a link (link.py).  JOIN
   is repeated every ``REFRESH_INTERVAL`` as keepalive; if the introducer is
   gone nothing else changes: links carry the session.
-* Edits are signed (ledger.py): local edits become SIGNED records on every
-  up link, and whatever SIGNED brings is verified record by record, whoever
-  relays it.  A link that comes up exchanges WANT (answered with SIGNED)
-  and our awareness state; WANT is repeated every ``RESYNC_INTERVAL``.  We
-  ask each linked peer for its own work and the rest of anyone.
+* What an up link's channel carries for the document (signed records,
+  WANT, awareness) is docsync.py's: the node tells it which links came up,
+  went down, or completed messages.
 * Peer datagrams from a peer we have no link to are answered with BYE unless
   they carry HELLO (a new link), so a stale link is torn down and rebuilt.
 * A link lost to silence (or to ``BYE "no such link"``) is probed again for
@@ -51,20 +49,18 @@ from collections.abc import Callable
 from typing import Any
 
 from ..editor.edits import TextEdit
-from .attribution import awareness_clients_untrusted
-from .authorship import AuthorKey, Material
+from .authorship import AuthorKey
 from .channel import ChannelError
 from .codec import DecodeError
+from .docsync import DocumentSync
 from .drops import Drops
 from .document import SharedDocument
-from .events import Event, JoinFailed, Joined, PeerDown, PeerUp, Problem, Synced
+from .events import Event, JoinFailed, Joined, PeerDown, PeerUp, Problem
 from . import forwarding
-from .framing import KIND_HANDSHAKE, KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Forward, Frame, Hello, Ping, Pong, \
+from .framing import KIND_HANDSHAKE, KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Forward, Frame, Hello, \
     decode_datagram_untrusted, decode_peer_body_untrusted
-from .link import PING_INTERVAL, PROBE_FIRST, PROBE_MAX, RESYNC_INTERVAL, SILENT_AFTER, Link
 from .ledger import Ledger
-from .messages import (AwarenessUpdate, SessionMessage, Signed, SyncStep1, SyncStep2, Want,
-                       decode_session_message_untrusted, encode_session_message)
+from .link import PING_INTERVAL, Link
 from .presence import Presence
 from .registration import KEY_REPLY, Registration
 from .rendezvous import MAX_CANDIDATES, MAX_MEMBERS, Check, Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, \
@@ -89,10 +85,6 @@ class _Refused(DecodeError):
         self.reason = reason
 
 
-def _is_fatal(exc: BaseException) -> bool:
-    return isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit))
-
-
 class PeerNode:
     def __init__(self, *, name: str, token: SessionToken, peer_id: int, client_id: int,
                  now: float, initial_text: str = "", introducer: Introducer | None = None,
@@ -106,8 +98,9 @@ class PeerNode:
         # and its ledger), so a rejoin merges what was typed apart.  ``client_id`` is ignored: it
         # is derived from the author key (authorship.py).
         self.author: AuthorKey = getattr(document, "author", None) or AuthorKey(random_bytes(32))
-        self.document = document if document is not None else SharedDocument(self.author.client_id, initial_text)
-        self.document.author = self.author
+        if document is None:
+            document = SharedDocument(self.author.client_id, initial_text)
+        document.author = self.author
         self.links: dict[int, Link] = {}
         self.state = "joining"
         self.drops = Drops()
@@ -123,13 +116,11 @@ class PeerNode:
         self._next_join = now
         self._last_epoch = 0
         self.wire = PeerWire(token, peer_id, turn, random_bytes, author=self.author, drops=self.drops)
-        ledger = getattr(self.document, "ledger", None)
-        if ledger is not None and ledger.session == token.session:
-            ledger.drops = self.drops
-            ledger.checkpoint(fresh=True)  # what was typed while we were away gets a seq peers accept
-        else:
-            ledger = Ledger(token.session, self.wire.keys, self.document, self.author, self.drops)
-        self.ledger = self.document.ledger = ledger
+        # The host's document is the session's first state.  A host that registers with a public
+        # introducer (``register``: the REGISTER datagram, introduction.py) holds it too.
+        self.sync = DocumentSync(document=document, session=token.session, keys=self.wire.keys, author=self.author,
+                                 drops=self.drops, name=name, now=now, links=self.links, events=self._events,
+                                 synced=introducer is not None or register is not None)
         self.wire.forward = self._forward_out  # forwarding.py: paths through a mesh peer
         self._forward_budget = forwarding.Budget()
         self.is_host = introducer is not None
@@ -137,10 +128,6 @@ class PeerNode:
         self.observed: Addr | None = None  # our public address as the introducer saw it (WELCOME)
         self._reported_down: set[int] = set()  # peers whose loss the user was told about
         self._lost: dict[int, float] = {}  # peer id -> until when we keep probing it again
-        self.presence = Presence(self.document, name, now)
-        # The host's document is the session's first state.  A host that registers with a public
-        # introducer (``register``: the REGISTER datagram, introduction.py) holds it too.
-        self.synced = introducer is not None or register is not None
         self._register = register
         if introducer is not None:  # we are the host: the introducer lives beside us
             introducer.add_local_member(peer_id, name, self.candidates, self.wire.security.static_public)
@@ -159,40 +146,42 @@ class PeerNode:
 
     # ---- editor inputs -----------------------------------------------------
 
+    # The document, its ledger and our presence are docsync.py's; these are the editor's ways in.
+
+    @property
+    def document(self) -> SharedDocument:
+        return self.sync.document
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.sync.ledger
+
+    @property
+    def presence(self) -> Presence:
+        return self.sync.presence
+
+    @property
+    def synced(self) -> bool:
+        """We hold the whole document (docsync.py says when)."""
+        return self.sync.synced
+
     @property
     def read_only(self) -> bool:
         """Joined with a read-only token: every peer refuses our edits (keys.py), so we make none."""
-        return not self.wire.keys.can_write
+        return self.sync.read_only
 
     def local_edits(self, edits: list[TextEdit], now: float) -> None:
         self._now = now
-        self.document.now_ms = int(now * 1000)
-        if self.read_only:
-            self._events.append(Problem("this session is read-only for you: your change was not shared"))
-            return
-        self._share(self.ledger.sign(self.document.local_edits(edits)))
+        self.sync.local_edits(edits, now)
 
     def undo(self, now: float, redo: bool = False) -> bool:
         """Undo our own last change (never another peer's); False if there was none."""
         self._now = now
-        self.document.now_ms = int(now * 1000)
-        if self.read_only:
-            return False  # a read-only guest made no change of its own
-        changes = self.document.undo(redo)
-        self._share(self.ledger.sign(changes))
-        return bool(changes)
+        return self.sync.undo(now, redo)
 
     def set_meta(self, **values: str) -> None:
         """The host's file name and filetype (document.py), signed and shared like an edit."""
-        if not self.read_only:
-            self._share(self.ledger.sign(self.document.set_meta(**values)))
-
-    def _share(self, material: Material | None) -> None:
-        """Our new records to every up link; a checkpoint when they outweigh the last (ledger.py)."""
-        if material is not None:
-            self._broadcast(Signed((material,)))
-        if self.ledger.checkpoint_due() and (checkpoint := self.ledger.shared_checkpoint()) is not None:
-            self._broadcast(Signed((checkpoint,)))
+        self.sync.set_meta(**values)
 
     def set_cursor(self, anchor: int, head: int, now: float) -> None:
         self.presence.set_cursor(anchor, head, now)
@@ -328,18 +317,7 @@ class PeerNode:
                         next_hello=now, last_rx=now, epoch=self._last_epoch, introduced=introduced)
             self.links[member.peer_id] = link
         link.introduced = link.introduced or introduced
-        relays = member.candidates[len(member.candidates) - member.relays:] if member.relays else ()
-        link.relays = relays
-        known = link.direct
-        link.direct = tuple(dict.fromkeys(a for a in (member.addr, *member.candidates)
-                                          if a is not None and a not in relays and a not in self.candidates))
-        if link.up and set(link.direct) - set(known) and known:  # its NAT rebound (the introducer saw it
-            link.upgrade_probe_due = True  # move): HELLO there opens our NAT towards its new address
-        if not link.up:  # probe its LAN addresses too: the one the introducer saw may not lead back in
-            fresh = tuple(a for a in member.candidates if a != link.addr and a not in self.candidates)
-            if set(fresh) - set(link.candidates):  # new ways in (a relay announced late): probe them now
-                link.next_hello, link.hello_interval = now, PROBE_FIRST
-            link.candidates = fresh
+        link.learn(member, self.candidates, now)
         self.wire.permit((link.addr, *member.candidates), now)  # it may have to reach us through our relay
         if member.addr is None:
             link.is_host = True
@@ -370,21 +348,12 @@ class PeerNode:
             if restarted:  # the peer rebuilt its side: its stream starts again at 0, and so must ours
                 link.restart_channel()
                 if link.up:
-                    self._start_sync(link)
+                    self.sync.start(link)
         current = dst_epoch == link.epoch  # DATA/ACK for an older incarnation of ours are meaningless
         via = forwarding.via_of(addr)
-        changed = link.path.heard(addr, via_relay, via_relay or addr in link.relays, now, via)
-        if link.path.addr is None:  # paths.py: a relay on a new link waits RELAY_HOLD (handle_timer takes it)
+        if not link.heard(addr, via_relay, via, now):  # paths.py: a relay on a new link waits RELAY_HOLD
             self.drops.add("relay held")
             return
-        if not link.up and addr != link.addr:  # a candidate answered: keep the others for a re-probe
-            link.candidates = tuple(a for a in (link.addr, *link.candidates) if a != addr)
-        if changed or not link.up:
-            link.addr, link.via_relay = link.path.addr or addr, link.path.via_relay  # paths.py: direct first
-        if link.up and (link.silent or now - link.last_rx >= SILENT_AFTER):  # back after a silence: resend now
-            link.silent = False
-            link.channel.kick()
-        link.last_rx = now
         if keys is not None:  # what the handshake proved: who this is, and whether it may write
             link.client_id, link.writer, link.author = keys.client_id, keys.writer, keys.author
         if not link.up:
@@ -392,26 +361,7 @@ class PeerNode:
         for frame in frames:
             if isinstance(frame, (Data, Ack)) and not current:
                 continue
-            if isinstance(frame, Data):
-                try:
-                    link.channel.on_data(frame)
-                except ChannelError as exc:
-                    self._drop_link(link, f"protocol error: {exc}")
-                    return
-            elif isinstance(frame, Ack):
-                link.channel.on_ack(frame, now)
-            elif isinstance(frame, Hello):
-                link.name = link.name or frame.name
-                link.hello_reply_due = link.hello_reply_due or frame.reply
-            elif isinstance(frame, Ping):
-                link.pongs_due.append(frame.nonce)
-                if link.channel.backed_off():  # the path works now (channel.py): no waiting for a doubled RTO
-                    link.channel.kick()
-            elif isinstance(frame, Pong):
-                if frame.nonce == link.ping_nonce and link.ping_sent_at is not None:
-                    link.rtt = now - link.ping_sent_at
-                    link.ping_sent_at = None
-            elif isinstance(frame, Forward):
+            if isinstance(frame, Forward):
                 if not via:  # a forwarded datagram's own FORWARD frames are ignored: no chains
                     self._on_forward(link, frame, now)
             elif isinstance(frame, Bye):
@@ -419,17 +369,15 @@ class PeerNode:
                     continue
                 self._drop_link(link, frame.reason or "closed the link", reprobe=frame.reason == "no such link")
                 return
-        while (raw := link.channel.next_message()) is not None:
-            try:
-                self._on_session_message(link, decode_session_message_untrusted(raw), now)
-            except DecodeError as exc:
-                self._drop_link(link, f"sent a malformed message ({exc})")
-                return
-            except BaseException as exc:  # pycrdt panics are BaseExceptions; never let one escape
-                if _is_fatal(exc):
-                    raise
-                self._events.append(Problem(f"could not apply {link.name}'s change ({type(exc).__name__}: {exc}); resyncing"))
-                link.channel.send(encode_session_message(self._want(link)))
+            else:
+                try:
+                    link.on_frame(frame, now)
+                except ChannelError as exc:
+                    self._drop_link(link, f"protocol error: {exc}")
+                    return
+        malformed = self.sync.deliver(link, now)
+        if malformed is not None:
+            self._drop_link(link, malformed)
 
     def _on_forward(self, link: Link, frame: Forward, now: float) -> None:
         """forwarding.py: pass FORWARD_TO on between two up, introduced links; open FORWARDED."""
@@ -456,40 +404,10 @@ class PeerNode:
         link.up = True
         link.hello_reply_due = True
         link.next_ping = now + PING_INTERVAL
-        link.next_resync = now + RESYNC_INTERVAL
-        self._start_sync(link)
+        self.sync.link_up(link, now)
         self._reported_down.discard(link.peer_id)
         self._lost.pop(link.peer_id, None)
         self._events.append(PeerUp(link.peer_id, link.name))
-
-    def _start_sync(self, link: Link) -> None:
-        link.channel.send(encode_session_message(self._want(link)))
-        link.channel.send(encode_session_message(AwarenessUpdate(self.presence.own_update())))
-
-    def _others(self, link: Link) -> set[int]:
-        """Client ids of the other peers we hold a proven, up link to: we ask them for their own work."""
-        return {l.client_id for l in self.links.values() if l is not link and l.up and l.client_id is not None}
-
-    def _want(self, link: Link) -> Want:
-        return Want(self.ledger.want(self._others(link)))
-
-    def _on_session_message(self, link: Link, msg: SessionMessage, now: float) -> None:
-        if isinstance(msg, Signed):  # ledger.py verifies every record, whoever relays it
-            self.ledger.receive(list(msg.materials), link.author)
-            # Another joiner may still be empty itself: only the host's peer (or, once
-            # the host is gone, anyone) proves we now hold the whole document.
-            if msg.reply and not self.synced and (link.is_host or not any(l.is_host for l in self.links.values())):
-                self.synced = True
-                self._events.append(Synced())
-        elif isinstance(msg, Want):
-            link.channel.send(encode_session_message(Signed(tuple(self.ledger.answer(msg.vector)), reply=True)))
-        elif isinstance(msg, (SyncStep1, SyncStep2)):
-            self.drops.add("unsigned")  # y-protocols sync: nothing vouches for who wrote it
-        elif isinstance(msg, AwarenessUpdate):
-            if any(c != link.client_id for c in awareness_clients_untrusted(msg.update)):
-                self.drops.add("forged cursor")
-                return
-            link.client_ids |= self.presence.apply(msg.update, link.peer_id, now)
 
     def _replaced_by(self, member: Member) -> None:
         """A name is one member's: a newcomer under a name we link to replaced a stale member
@@ -500,7 +418,7 @@ class PeerNode:
     def _drop_link(self, link: Link, reason: str, reprobe: bool = False) -> None:
         if self.links.pop(link.peer_id, None) is None:
             return
-        self.presence.forget(link.client_ids, "peer left")
+        self.sync.link_down(link)
         # The introducer keeps naming a vanished peer for a while, so we probe it
         # again; that probe failing is no news to the user.
         if link.up or link.peer_id not in self._reported_down:
@@ -563,24 +481,10 @@ class PeerNode:
                 self._drop_link(link, "stopped answering" if link.up else
                                 f"could not be reached at {link.addr[0]}:{link.addr[1]}", reprobe=True)
             elif link.up:
-                if not link.silent and now >= link.last_rx + SILENT_AFTER:  # link.py: did our NAT rebind?
-                    link.silent = True
+                if link.tick(now):  # link.py: did our NAT rebind?
                     self._next_join = min(self._next_join, now)  # the introducer sees where we are now
-                link.channel.handle_timer(now)
-                if link.path.handle_timer(now):
-                    link.addr, link.via_relay = link.path.addr or link.addr, link.path.via_relay
-                if link.path.probe_due(now):
-                    link.upgrade_probe_due = True
-                if now >= link.next_ping:
-                    link.ping_nonce += 1
-                    link.ping_sent_at = now
-                    link.ping_due = True
-                    link.next_ping = now + PING_INTERVAL
-                if now >= link.next_resync:
-                    link.channel.send(encode_session_message(self._want(link)))
-                    link.next_resync = now + RESYNC_INTERVAL
-            elif link.path.handle_timer(now):  # the relay held during the link's first second: now it may carry it
-                link.addr, link.via_relay, link.last_rx = link.path.addr or link.addr, link.path.via_relay, now
+                self.sync.resync(link, now)
+            elif link.take_held_relay(now):
                 self._link_up(link, now)
             elif now >= link.next_hello:
                 if now >= link.created + forwarding.FORWARD_AFTER and link.introduced:  # last resort
@@ -588,9 +492,7 @@ class PeerNode:
                                       and forwarding.parse(l.addr) is None), key=lambda l: not l.is_host)
                     link.forwarders = tuple(forwarding.pseudo(link.peer_id, l.peer_id)
                                             for l in helpers[:forwarding.MAX_FORWARDERS])
-                link.hello_reply_due = True  # send a probe
-                link.next_hello = now + link.hello_interval
-                link.hello_interval = min(link.hello_interval * 2, PROBE_MAX)
+                link.probe(now)
 
     def _check_relay(self, now: float) -> None:
         """Announce the relayed address once it exists and direct holes had their chance."""
@@ -610,33 +512,15 @@ class PeerNode:
 
     # ---- network outputs -----------------------------------------------------
 
-    def _broadcast(self, msg: SessionMessage) -> None:
-        raw = encode_session_message(msg)
-        for link in self.links.values():
-            if link.up:
-                link.channel.send(raw)
-
     def _send_frames(self, frames: list[Frame], addr: Addr, link: Link) -> None:
         self.wire.send_frames(frames, addr, link.peer_id, (link.epoch, link.peer_epoch), link.via_relay, self._now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         self._now = now
-        if self.presence.dirty and self.state == "joined":
-            self.presence.dirty = False
-            self._broadcast(AwarenessUpdate(self.presence.own_update()))
+        if self.state == "joined":
+            self.sync.flush_awareness()
         for link in self.links.values():
-            frames: list[Frame] = []
-            if link.hello_reply_due:
-                frames.append(Hello(self.name, self.document.client_id, not link.up))
-                link.hello_reply_due = False
-            for nonce in link.pongs_due:
-                frames.append(Pong(nonce))
-            link.pongs_due.clear()
-            if link.up:
-                if link.ping_due:
-                    frames.append(Ping(link.ping_nonce))
-                    link.ping_due = False
-                frames.extend(link.channel.frames_to_send(now))
+            frames = link.frames_to_send(self.name, self.document.client_id, now)
             if frames:
                 self._send_frames(frames, link.addr, link)
                 if not link.up:

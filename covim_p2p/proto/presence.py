@@ -1,11 +1,11 @@
 """Who is in the document and where their cursors are: y-protocols awareness.
 
-Why apart from node.py: presence has its own clock and its own rules.  Our
+Why apart from docsync.py: presence has its own clock and its own rules.  Our
 state (name, cursor) is renewed every ``AWARENESS_RENEW`` so an idle peer's
 cursor stays; a peer's state goes after ``AWARENESS_OUTDATED`` without
 renewal, or at once when its link drops.  Cursors travel as UTF-8 byte
-offsets (``SharedDocument.sticky``, where the reason is).  The node carries
-the updates; this only says what they are and what changed.
+offsets (``SharedDocument.sticky``, where the reason is).  The links carry
+the updates (docsync.py); this only says what they are and what changed.
 """
 
 from __future__ import annotations

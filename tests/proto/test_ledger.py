@@ -392,7 +392,7 @@ def test_long_seeded_worlds_converge():
 
 
 def test_what_others_keep_of_an_author_stays_bounded_by_its_broadcast_checkpoints():
-    """The node broadcasts a checkpoint whenever checkpoint_due (node.py ``_share``); a peer
+    """The node broadcasts a checkpoint whenever checkpoint_due (docsync.py ``_share``); a peer
     then keeps at most about twice the larger of CHECKPOINT_MIN_BYTES and the checkpoint,
     even when new peers' WANTs made checkpoints the others never saw."""
     a, b = peer(1, "x" * 2000), peer(2)

@@ -266,9 +266,9 @@ def test_a_read_only_guest_reads_and_points_but_every_peer_refuses_its_edits():
     end = guest.document.have()[guest.author.client_id]
     records = tuple(sign_record(guest.author, TOKEN.session, 1 + i, CHANGE, deps, update, end)
                     for i, (deps, update) in enumerate(changes))
-    guest._broadcast(Signed((Material(guest.author.public, b"", records),)))  # no certificate
+    guest.sync.broadcast(Signed((Material(guest.author.public, b"", records),)))  # no certificate
     lifted = host.ledger.cert  # a writer's certificate, lifted: it certifies the host's key, not the guest's
-    guest._broadcast(Signed((Material(guest.author.public, lifted, records),)))
+    guest.sync.broadcast(Signed((Material(guest.author.public, lifted, records),)))
     mesh.run(mesh.net.now + 2 * RESYNC_INTERVAL)
     for node in (host, p1, other):
         assert str(node.document) == "read me\n", node.name
