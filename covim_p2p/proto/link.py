@@ -36,7 +36,7 @@ PROBE_TIMEOUT = 30.0
 PING_INTERVAL = 1.0
 LINK_TIMEOUT = 10.0
 RESYNC_INTERVAL = 5.0
-SILENT_AFTER = 2.5  # an up link this long without a datagram: our NAT may have rebound (node.py)
+SILENT_AFTER = 2.5  # an up link this long without a datagram: our NAT may have rebound (membership.py: JOIN at once)
 
 
 @dataclass

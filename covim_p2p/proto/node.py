@@ -2,13 +2,10 @@
 
 Rules of the machine:
 
-* ``joining``: JOIN goes to every introducer address in the token with
-  backoff; WELCOME -> ``joined``; REJECT or ``JOIN_TIMEOUT`` -> ``failed``
-  with a sentence for the user.  A host is ``joined`` from the start (its
-  introducer is in-process).
-* ``joined``: every member the introducer names gets a link (link.py).  JOIN
-  is repeated every ``REFRESH_INTERVAL`` as keepalive; if the introducer is
-  gone nothing else changes: links carry the session.
+* Joining, and staying a member, is membership.py's: ``state`` is
+  ``joining``, ``joined``, ``failed`` or ``left``.  Links exist only while
+  ``joined``: every member the introducer names gets one (link.py), and a
+  newcomer under a name we link to replaced whoever held it.
 * What an up link's channel carries for the document (signed records,
   WANT, awareness) is docsync.py's: the node tells it which links came up,
   went down, or completed messages.
@@ -18,15 +15,13 @@ Rules of the machine:
   ``REPROBE_WINDOW``: once introduced, peers find each other again after an
   outage or a laptop's sleep even when the host is gone.  A peer that said
   goodbye, or broke the protocol, is not.
-* With a TURN client (``turn``), the relayed address joins our candidates
-  ``RELAY_DELAY`` after we joined, so direct holes get the first chance; we
-  permit every member's addresses on the relay, datagrams the relay brings
+* With a TURN client (``turn``), membership.py offers the relayed address;
+  we permit every member's addresses on the relay, datagrams the relay brings
   are handled like direct ones, and a link that came up through the relay
   answers through it (``Link.via_relay``).
 * Every link has an epoch (link.py).  A datagram from an older epoch of the
   peer's side is dropped; a newer one restarts our channel and resyncs; DATA
   and ACK addressed to an older epoch of ours are ignored.
-* ``left``/``failed`` are final.
 * Bounded state (security v4): cheap checks (session id, not from
   ourselves, rendezvous only from the introducer's address) come before the
   seal opens anything, and the seal rate-limits key derivations for unknown
@@ -55,26 +50,22 @@ from .codec import DecodeError
 from .docsync import DocumentSync
 from .drops import Drops
 from .document import SharedDocument
-from .events import Event, JoinFailed, Joined, PeerDown, PeerUp, Problem
+from .events import Event, PeerDown, PeerUp
 from . import forwarding
 from .framing import KIND_HANDSHAKE, KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Forward, Frame, Hello, \
     decode_datagram_untrusted, decode_peer_body_untrusted
 from .ledger import Ledger
 from .link import PING_INTERVAL, Link
+from .membership import JOIN_TIMEOUT, Membership
 from .presence import Presence
-from .registration import KEY_REPLY, Registration
-from .rendezvous import MAX_CANDIDATES, MAX_MEMBERS, Check, Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, \
-    Welcome, decode_message_untrusted
+from .registration import Registration
+from .rendezvous import MAX_MEMBERS, Introducer, Member, Message, decode_message_untrusted
 from .token import SessionToken
 from .handshake import Keys
 from .turn import TurnClient
 from .wire import PeerWire
 
-JOIN_TIMEOUT = 10.0
-JOIN_RETRY_FIRST = 0.25
-REFRESH_INTERVAL = 5.0
 REPROBE_WINDOW = 300.0
-RELAY_DELAY = 1.0
 MAX_LINKS = MAX_MEMBERS  # links in all (the introducer admits no more members)
 MAX_UNINTRODUCED = 8  # links opened by a HELLO before the introducer named the peer
 
@@ -102,18 +93,9 @@ class PeerNode:
             document = SharedDocument(self.author.client_id, initial_text)
         document.author = self.author
         self.links: dict[int, Link] = {}
-        self.state = "joining"
         self.drops = Drops()
         self._now = now
         self._events: deque[Event] = deque()
-        self._introducer_addr: Addr | None = None
-        self._join_started = now
-        self.join_timeout = join_timeout
-        self.candidates = tuple(candidates)[:MAX_CANDIDATES]  # in JOIN: our LAN addresses, later our relay
-        self._relays = 0  # how many of the last candidates are relayed
-        self._introducer = introducer
-        self._join_interval = JOIN_RETRY_FIRST
-        self._next_join = now
         self._last_epoch = 0
         self.wire = PeerWire(token, peer_id, turn, random_bytes, author=self.author, drops=self.drops)
         # The host's document is the session's first state.  A host that registers with a public
@@ -123,18 +105,37 @@ class PeerNode:
                                  synced=introducer is not None or register is not None)
         self.wire.forward = self._forward_out  # forwarding.py: paths through a mesh peer
         self._forward_budget = forwarding.Budget()
-        self.is_host = introducer is not None
-        self._relay_announced = False
-        self.observed: Addr | None = None  # our public address as the introducer saw it (WELCOME)
         self._reported_down: set[int] = set()  # peers whose loss the user was told about
         self._lost: dict[int, float] = {}  # peer id -> until when we keep probing it again
-        self._register = register
-        if introducer is not None:  # we are the host: the introducer lives beside us
-            introducer.add_local_member(peer_id, name, self.candidates, self.wire.security.static_public)
-            self._introducer_addr = token.addrs[0]
-            self.state = "joined"
-            self._next_join = float("inf")
-            self._events.append(Joined())
+        self.membership = Membership(name=name, token=token, peer_id=peer_id, wire=self.wire, now=now,
+                                     join_timeout=join_timeout, candidates=candidates, introducer=introducer,
+                                     register=register, named=self._named, events=self._events, drops=self.drops)
+
+    # ---- membership (membership.py) ------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self.membership.state
+
+    @property
+    def join_timeout(self) -> float:
+        return self.membership.join_timeout
+
+    @join_timeout.setter
+    def join_timeout(self, value: float) -> None:  # peer.py: a joiner still waiting for the host's reply
+        self.membership.join_timeout = value
+
+    @property
+    def candidates(self) -> tuple[Addr, ...]:
+        return self.membership.candidates
+
+    @property
+    def observed(self) -> Addr | None:
+        return self.membership.observed
+
+    @property
+    def is_host(self) -> bool:
+        return self.membership.is_host
 
     @property
     def dropped(self) -> int:
@@ -193,11 +194,9 @@ class PeerNode:
         for link in self.links.values():
             for _ in range(2):
                 self._send_frames([Bye("left the session")], link.addr, link)
-        if self._introducer_addr is not None:
-            self.wire.send_rendezvous(Leave(), self._introducer_addr)
+        self.membership.leave()
         self.wire.close(now)
         self.links.clear()
-        self.state = "left"
 
     # ---- editor outputs ----------------------------------------------------
 
@@ -227,17 +226,11 @@ class PeerNode:
 
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
         self._now = now
-        if self._register is not None and data.startswith(KEY_REPLY):  # registration.py: the server's key
-            try:
-                if addr == (self._introducer_addr or self.token.addrs[0]) and \
-                        self._register.receive_key_reply_untrusted(data):
-                    self._next_join = now  # REGISTER (sealed now) and JOIN at once
-            except DecodeError as exc:
-                self.drops.add_error(exc)
+        if self.membership.take_key_reply(data, addr, now):
             return
         for datagram, sender_addr, via_relay in self.wire.arrivals(data, addr, now):
             self._receive(datagram, sender_addr, now, via_relay)
-        self._check_relay(now)
+        self.membership.check_relay(now)
 
     def _receive(self, data: bytes, addr: Addr, now: float, via_relay: bool) -> None:
         try:
@@ -249,12 +242,12 @@ class PeerNode:
                 raise _Refused("other session")
             if header.sender == self.peer_id:
                 raise _Refused("from ourselves")
-            if header.kind == KIND_RENDEZVOUS and (via_relay or header.sender != Introducer.ID or (
-                    addr not in self.token.addrs and addr != self._introducer_addr)):
+            if header.kind == KIND_RENDEZVOUS and (via_relay or header.sender != Introducer.ID
+                                                   or not self.membership.is_introducer(addr)):
                 raise _Refused("not from our introducer")
             if header.kind == KIND_RENDEZVOUS:
                 header, body = self.wire.open_rendezvous(data, now)
-                self._on_rendezvous(decode_message_untrusted(body), addr, now)
+                self.membership.on_rendezvous(decode_message_untrusted(body), addr, now)
             elif header.kind == KIND_HANDSHAKE:
                 if self.state != "joined":
                     raise _Refused("not joined")
@@ -270,37 +263,16 @@ class PeerNode:
 
     def on_local_rendezvous(self, msg: Message) -> None:
         """The host's in-process introducer talks to us here."""
-        self._on_rendezvous(msg, self._introducer_addr or self.token.addrs[0], self._now)
+        self.membership.on_rendezvous(msg, self.membership.introducer_addr, self._now)
 
-    def _on_rendezvous(self, msg: Message, addr: Addr, now: float) -> None:
-        if self.state in ("left", "failed"):
-            return
-        if isinstance(msg, Welcome):
-            self.observed = msg.observed
-            if self.state == "joining":
-                self.state = "joined"
-                self._introducer_addr = addr
-                self._next_join = now + REFRESH_INTERVAL
-                self._events.append(Joined())
-            for member in msg.members:
-                self._ensure_link(member, addr, now)
-        elif isinstance(msg, PeerJoined):
-            if self.state == "joined":  # while joining we drop peer traffic; WELCOME lists everyone
-                self._replaced_by(msg.member)
-                self._ensure_link(msg.member, addr, now)
-        elif isinstance(msg, Reject):
-            if self.state == "joining":
-                self.state = "failed"
-                self._events.append(JoinFailed(f"the host refused: {msg.reason}"))
-            else:
-                self._events.append(Problem(f"the introducer says: {msg.reason}"))
-        elif isinstance(msg, Check):  # someone claims our name: show the introducer we are alive
-            if self.state == "joined":
-                self._next_join = now
-        elif isinstance(msg, PeerLeft):
-            pass  # links decide for themselves: the mesh does not depend on the introducer
-        else:
-            self.drops.add("unexpected rendezvous")
+    def _named(self, member: Member, introducer_addr: Addr, now: float, newcomer: bool) -> None:
+        """The introducer names a member (membership.py): link to it.  A name is one member's: a
+        newcomer under a name we link to replaced a stale member (a crashed peer rejoined; the
+        introducer checked the old one was gone)."""
+        if newcomer:
+            for link in [l for l in self.links.values() if l.name == member.name and l.peer_id != member.peer_id]:
+                self._drop_link(link, "rejoined")
+        self._ensure_link(member, introducer_addr, now)
 
     def _ensure_link(self, member: Member, introducer_addr: Addr, now: float, introduced: bool = True) -> Link | None:
         if member.peer_id == self.peer_id:
@@ -409,12 +381,6 @@ class PeerNode:
         self._lost.pop(link.peer_id, None)
         self._events.append(PeerUp(link.peer_id, link.name))
 
-    def _replaced_by(self, member: Member) -> None:
-        """A name is one member's: a newcomer under a name we link to replaced a stale member
-        (a crashed peer rejoined; the introducer checked the old one was gone)."""
-        for link in [l for l in self.links.values() if l.name == member.name and l.peer_id != member.peer_id]:
-            self._drop_link(link, "rejoined")
-
     def _drop_link(self, link: Link, reason: str, reprobe: bool = False) -> None:
         if self.links.pop(link.peer_id, None) is None:
             return
@@ -441,40 +407,21 @@ class PeerNode:
         if self.state in ("left", "failed"):
             return None
         times = [link.next_wakeup() for link in self.links.values()]
-        times.append(self._next_join)
-        if self.state == "joining":
-            times.append(self._join_started + self.join_timeout)
+        times += self.membership.timers()
         times.append(self.presence.get_timer())
         relay = self.wire.get_timer()
         if relay is not None:
             times.append(relay)
-        if self.wire.relayed() is not None and not self._relay_announced:
-            times.append(self._join_started + RELAY_DELAY)
         return min(times)
 
     def handle_timer(self, now: float) -> None:
         self._now = now
         if self.state in ("left", "failed"):
             return
-        if self.state == "joining" and now >= self._join_started + self.join_timeout:
-            self.state = "failed"
-            where = ", ".join(f"{a[0]}:{a[1]}" for a in self.token.addrs)
-            self._events.append(JoinFailed(f"no answer from the host at {where} after {self.join_timeout:g} s "
-                                           "(is it still hosting, and is this its current token?)"))
+        if self.membership.gave_up(now):
             return
         self.wire.handle_timer(now)
-        self._check_relay(now)
-        if now >= self._next_join:
-            for addr in ([self._introducer_addr] if self._introducer_addr else self.token.addrs):
-                if self._register is not None:
-                    self.wire.send_raw(self._register.datagram(), addr)
-                self.wire.send_rendezvous(Join(self.wire.join_secret, self.name, self.candidates, self._relays,
-                                               self.wire.security.static_public), addr)
-            if self.state == "joining":
-                self._next_join = now + self._join_interval
-                self._join_interval = min(self._join_interval * 2, 2.0)
-            else:
-                self._next_join = now + REFRESH_INTERVAL
+        self.membership.handle_timer(now)
         self.presence.handle_timer(now)
         for link in list(self.links.values()):
             if now >= link.deadline():
@@ -482,7 +429,7 @@ class PeerNode:
                                 f"could not be reached at {link.addr[0]}:{link.addr[1]}", reprobe=True)
             elif link.up:
                 if link.tick(now):  # link.py: did our NAT rebind?
-                    self._next_join = min(self._next_join, now)  # the introducer sees where we are now
+                    self.membership.join_soon(now)  # the introducer sees where we are now
                 self.sync.resync(link, now)
             elif link.take_held_relay(now):
                 self._link_up(link, now)
@@ -493,22 +440,6 @@ class PeerNode:
                     link.forwarders = tuple(forwarding.pseudo(link.peer_id, l.peer_id)
                                             for l in helpers[:forwarding.MAX_FORWARDERS])
                 link.probe(now)
-
-    def _check_relay(self, now: float) -> None:
-        """Announce the relayed address once it exists and direct holes had their chance."""
-        problem = self.wire.relay_problem()
-        if problem is not None:
-            self._events.append(Problem(problem))
-        relayed = self.wire.relayed()
-        if (relayed is not None and not self._relay_announced and now >= self._join_started + RELAY_DELAY
-                and self.state == "joined"):
-            self._relay_announced = True
-            self.candidates = (*self.candidates[:MAX_CANDIDATES - 1], relayed)
-            self._relays = 1
-            if self._introducer is not None:  # the host: its in-process introducer tells everyone
-                self._introducer.update_local_member(self.candidates, self._relays)
-            else:
-                self._next_join = now  # tell the introducer, which tells everyone
 
     # ---- network outputs -----------------------------------------------------
 

@@ -17,7 +17,7 @@ Rules of the machine (one per link; ``now`` comes from outside):
   before a relay may carry it.  A direct datagram meanwhile wins outright;
   else ``handle_timer`` takes the held relay at ``hold_until`` (node.py
   brings the link up then).  Relayed candidates are also only announced
-  ``RELAY_DELAY`` after joining (node.py).
+  ``RELAY_DELAY`` after joining (membership.py).
 * A datagram on a direct path while the current one is relayed: upgrade at
   once (it proves the peer's NAT lets us in at that address).  A different
   direct path while on a direct one: take it (peer-reflexive: a rebinding

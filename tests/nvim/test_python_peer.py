@@ -126,9 +126,9 @@ def test_a_link_rebuilt_on_one_side_only_carries_edits_again(nvim_factory, monke
     keeps hers up.  Alice
     must restart her side of the link: her edits reach the peer directly again."""
     import covim_p2p.proto.link as link_module
-    import covim_p2p.proto.node as node_module
+    import covim_p2p.proto.membership as membership_module
     monkeypatch.setattr(link_module, "LINK_TIMEOUT", 1.0)  # in this process only: the python peer
-    monkeypatch.setattr(node_module, "REFRESH_INTERVAL", 0.3)
+    monkeypatch.setattr(membership_module, "REFRESH_INTERVAL", 0.3)  # read there, by the JOIN keepalive
     a = nvim_factory()
     token = host(a, "alice", ["before"])
     peer = LoopbackPeer(token, "py")

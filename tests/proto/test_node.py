@@ -29,8 +29,9 @@ from covim_p2p.proto.seal import SealError, session_seal
 from covim_p2p.proto.hoststack import HostStack
 from covim_p2p.proto.link import LINK_TIMEOUT, PING_INTERVAL, PROBE_MAX, PROBE_TIMEOUT, RESYNC_INTERVAL
 from covim_p2p.proto.messages import M_SIGNED
-from covim_p2p.proto.node import (JOIN_RETRY_FIRST, JOIN_TIMEOUT, REPROBE_WINDOW, Joined, JoinFailed, PeerDown,
-                                  PeerNode, PeerUp, Problem)
+from covim_p2p.proto.events import Joined, JoinFailed, PeerDown, PeerUp, Problem
+from covim_p2p.proto.membership import JOIN_RETRY_FIRST, JOIN_TIMEOUT
+from covim_p2p.proto.node import REPROBE_WINDOW, PeerNode
 from covim_p2p.proto.rendezvous import Introducer, Member, Welcome, decode_message_untrusted, encode_message
 from covim_p2p.proto.token import SessionToken
 

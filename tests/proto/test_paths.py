@@ -200,7 +200,7 @@ def _late_joiner(block_direct_for: float) -> tuple[World, PeerNode, PeerNode, fl
     world = World(["port-restricted"], turn=True)
     world.run(5.0)  # the old member's relayed candidate is in its announcement by now
     old = world.nodes["port-restricted-1"]
-    assert old._relay_announced
+    assert old.membership.relay_announced
     world.net.add_nat("203.0.113.2", {"10.2.0.2"}, mapping="eim", filtering="apdf")
     joined = world.net.now
     new = world.join("port-restricted-2", ("10.2.0.2", 5000), 200)
