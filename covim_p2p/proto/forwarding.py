@@ -23,11 +23,17 @@ Rules:
   frames are ignored (no chains).
 * paths.py ranks a forwarded path like a relayed one: direct probing goes on
   gently and the link upgrades when a hole opens; ``path`` is "forwarded".
+
+``Forwarding`` is the node's side of these rules, over the node's links.
 """
 
 from __future__ import annotations
 
-from .framing import Addr
+from collections.abc import Callable, Mapping
+
+from .drops import Drops
+from .framing import Addr, Forward, Frame
+from .link import Link
 
 FORWARD_AFTER = 3.0
 MAX_FORWARDERS = 2
@@ -66,3 +72,42 @@ class Budget:
             return False
         self.tokens -= 1
         return True
+
+
+class Forwarding:
+    def __init__(self, links: Mapping[int, Link], drops: Drops, send: Callable[[list[Frame], Addr, Link], None],
+                 receive: Callable[[bytes, Addr, float, bool], None]) -> None:
+        self.links = links  # the node's: read only
+        self.drops = drops
+        self.send = send  # the node's: frames to an address on a link (its epochs, its relay)
+        self.receive = receive  # the node's: a datagram as if it had come straight from that address
+        self.budget = Budget()
+
+    def on_frame(self, link: Link, frame: Forward, now: float) -> None:
+        """Pass FORWARD_TO on between two up, introduced links; open FORWARDED."""
+        if not frame.outbound:
+            self.receive(frame.datagram, pseudo(frame.peer, link.peer_id), now, False)
+            return
+        target = self.links.get(frame.peer)
+        if (target is None or not target.up or not target.introduced or not link.introduced
+                or parse(target.addr) is not None or not self.budget.take(now)):
+            self.drops.add("not forwarded")
+            return
+        self.send([Forward(link.peer_id, frame.datagram, False)], target.addr, target)
+
+    def out(self, datagram: bytes, addr: Addr) -> None:
+        """The wire has a datagram for "C through B": FORWARD_TO B, if B's link is up."""
+        dest, via = parse(addr) or (0, 0)
+        forwarder = self.links.get(via)
+        if forwarder is None or not forwarder.up or parse(forwarder.addr) is not None:
+            self.drops.add("no forwarder")
+            return
+        self.send([Forward(dest, datagram, True)], forwarder.addr, forwarder)
+
+    def choose(self, link: Link, now: float) -> None:
+        """Before a probe: a link still probing ``FORWARD_AFTER`` after it was made probes through
+        up to ``MAX_FORWARDERS`` up, introduced links too, the host's first (the last resort)."""
+        if now >= link.created + FORWARD_AFTER and link.introduced:
+            helpers = sorted((l for l in self.links.values() if l.up and l.introduced and l is not link
+                              and parse(l.addr) is None), key=lambda l: not l.is_host)
+            link.forwarders = tuple(pseudo(link.peer_id, l.peer_id) for l in helpers[:MAX_FORWARDERS])

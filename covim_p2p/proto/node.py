@@ -51,7 +51,7 @@ from .docsync import DocumentSync
 from .drops import Drops
 from .document import SharedDocument
 from .events import Event, PeerDown, PeerUp
-from . import forwarding
+from .forwarding import Forwarding, via_of
 from .framing import KIND_HANDSHAKE, KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Forward, Frame, Hello, \
     decode_datagram_untrusted, decode_peer_body_untrusted
 from .ledger import Ledger
@@ -103,8 +103,8 @@ class PeerNode:
         self.sync = DocumentSync(document=document, session=token.session, keys=self.wire.keys, author=self.author,
                                  drops=self.drops, name=name, now=now, links=self.links, events=self._events,
                                  synced=introducer is not None or register is not None)
-        self.wire.forward = self._forward_out  # forwarding.py: paths through a mesh peer
-        self._forward_budget = forwarding.Budget()
+        self._forwarding = Forwarding(self.links, self.drops, self._send_frames, self._receive)
+        self.wire.forward = self._forwarding.out  # forwarding.py: paths through a mesh peer
         self._reported_down: set[int] = set()  # peers whose loss the user was told about
         self._lost: dict[int, float] = {}  # peer id -> until when we keep probing it again
         self.membership = Membership(name=name, token=token, peer_id=peer_id, wire=self.wire, now=now,
@@ -322,7 +322,7 @@ class PeerNode:
                 if link.up:
                     self.sync.start(link)
         current = dst_epoch == link.epoch  # DATA/ACK for an older incarnation of ours are meaningless
-        via = forwarding.via_of(addr)
+        via = via_of(addr)
         if not link.heard(addr, via_relay, via, now):  # paths.py: a relay on a new link waits RELAY_HOLD
             self.drops.add("relay held")
             return
@@ -335,7 +335,7 @@ class PeerNode:
                 continue
             if isinstance(frame, Forward):
                 if not via:  # a forwarded datagram's own FORWARD frames are ignored: no chains
-                    self._on_forward(link, frame, now)
+                    self._forwarding.on_frame(link, frame, now)
             elif isinstance(frame, Bye):
                 if dst_epoch not in (0, link.epoch):
                     continue
@@ -350,27 +350,6 @@ class PeerNode:
         malformed = self.sync.deliver(link, now)
         if malformed is not None:
             self._drop_link(link, malformed)
-
-    def _on_forward(self, link: Link, frame: Forward, now: float) -> None:
-        """forwarding.py: pass FORWARD_TO on between two up, introduced links; open FORWARDED."""
-        if not frame.outbound:
-            self._receive(frame.datagram, forwarding.pseudo(frame.peer, link.peer_id), now, False)
-            return
-        target = self.links.get(frame.peer)
-        if (target is None or not target.up or not target.introduced or not link.introduced
-                or forwarding.parse(target.addr) is not None or not self._forward_budget.take(now)):
-            self.drops.add("not forwarded")
-            return
-        self._send_frames([Forward(link.peer_id, frame.datagram, False)], target.addr, target)
-
-    def _forward_out(self, datagram: bytes, addr: Addr) -> None:
-        """The wire has a datagram for "C through B": FORWARD_TO B, if B's link is up."""
-        dest, via = forwarding.parse(addr) or (0, 0)
-        forwarder = self.links.get(via)
-        if forwarder is None or not forwarder.up or forwarding.parse(forwarder.addr) is not None:
-            self.drops.add("no forwarder")
-            return
-        self._send_frames([Forward(dest, datagram, True)], forwarder.addr, forwarder)
 
     def _link_up(self, link: Link, now: float) -> None:
         link.up = True
@@ -434,11 +413,7 @@ class PeerNode:
             elif link.take_held_relay(now):
                 self._link_up(link, now)
             elif now >= link.next_hello:
-                if now >= link.created + forwarding.FORWARD_AFTER and link.introduced:  # last resort
-                    helpers = sorted((l for l in self.links.values() if l.up and l.introduced and l is not link
-                                      and forwarding.parse(l.addr) is None), key=lambda l: not l.is_host)
-                    link.forwarders = tuple(forwarding.pseudo(link.peer_id, l.peer_id)
-                                            for l in helpers[:forwarding.MAX_FORWARDERS])
+                self._forwarding.choose(link, now)  # the last resort, for a link probing long
                 link.probe(now)
 
     # ---- network outputs -----------------------------------------------------
