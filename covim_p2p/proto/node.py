@@ -18,7 +18,9 @@ Rules of the machine:
 * With a TURN client (``turn``), membership.py offers the relayed address;
   we permit every member's addresses on the relay, datagrams the relay brings
   are handled like direct ones, and a link that came up through the relay
-  answers through it (``Link.via_relay``).
+  answers through it (``Link.via_relay``).  Forwarding through a mesh peer
+  (FORWARD frames, and probes through one for a link that stays down) is
+  forwarding.py's.
 * Every link has an epoch (link.py).  A datagram from an older epoch of the
   peer's side is dropped; a newer one restarts our channel and resyncs; DATA
   and ACK addressed to an older epoch of ours are ignored.

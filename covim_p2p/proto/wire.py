@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from .authorship import AuthorKey
 from .drops import Drops
-from .framing import HEADER_LEN, KIND_PEER, KIND_RENDEZVOUS, MAX_DATAGRAM, Addr, Frame, Header, encode_frames, \
+from .framing import HEADER_LEN, KIND_RENDEZVOUS, MAX_DATAGRAM, Addr, Frame, Header, encode_frames, \
     encode_peer_body
 from .handshake import TRANSPORT_OVERHEAD, Keys, PairSecurity
 from .rendezvous import Message, encode_message
