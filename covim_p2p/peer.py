@@ -37,7 +37,8 @@ from .proto.introduction import PUBLIC_BIT, introduction_secret
 from .proto.registration import Registration
 from .proto.invite import InviteWaiter
 from .proto.node import JOIN_TIMEOUT, PeerNode
-from .proto.rendezvous import MAX_CANDIDATES, Introducer
+from .proto.rendezvous import Introducer
+from .proto.rendezvous_messages import MAX_CANDIDATES
 from .proto.stack import Stack
 from .proto.token import SECRET_LEN, PeerToken, SessionToken
 from .proto.turn import TurnClient

@@ -19,7 +19,8 @@ from .codec import DecodeError
 from .framing import KIND_RENDEZVOUS, Addr
 from .drops import Drops
 from .seal import INSTANCE_LEN, invite_seal
-from .rendezvous import Introducer, Invite, InviteAck, decode_message_untrusted, encode_message
+from .rendezvous import Introducer
+from .rendezvous_messages import Invite, InviteAck, decode_message_untrusted, encode_message
 from .token import BadToken, SessionToken
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from .channel import ReliableChannel
 from .framing import Ack, Addr, Data, Frame, Hello, Ping, Pong
 from .paths import RELAY_HOLD, PathChoice
-from .rendezvous import Member
+from .rendezvous_messages import Member
 
 PROBE_FIRST = 0.05
 PROBE_MAX = 1.0

@@ -2,8 +2,9 @@
 
 Why apart from node.py: the node keeps links to the other members; this is
 how we become and stay a member, a conversation with the introducer alone
-(rendezvous.py).  Whom the introducer names is handed to the node, which
-links to them; nothing here touches a link.
+(rendezvous.py, in rendezvous_messages.py's messages).  Whom the introducer
+names is handed to the node, which links to them; nothing here touches a
+link.
 
 Rules:
 
@@ -38,8 +39,9 @@ from .drops import Drops
 from .events import Event, JoinFailed, Joined, Problem
 from .framing import Addr
 from .registration import KEY_REPLY, Registration
-from .rendezvous import MAX_CANDIDATES, Check, Introducer, Join, Leave, Member, Message, PeerJoined, PeerLeft, \
-    Reject, Welcome
+from .rendezvous import Introducer
+from .rendezvous_messages import MAX_CANDIDATES, Check, Join, Leave, Member, Message, PeerJoined, PeerLeft, Reject, \
+    Welcome
 from .token import SessionToken
 from .wire import PeerWire
 

@@ -61,7 +61,8 @@ from .link import PING_INTERVAL, Link
 from .membership import JOIN_TIMEOUT, Membership
 from .presence import Presence
 from .registration import Registration
-from .rendezvous import MAX_MEMBERS, Introducer, Member, Message, decode_message_untrusted
+from .rendezvous import Introducer
+from .rendezvous_messages import MAX_MEMBERS, Member, Message, decode_message_untrusted
 from .token import SessionToken
 from .handshake import Keys
 from .turn import TurnClient

@@ -24,7 +24,7 @@ from .drops import Drops
 from .framing import HEADER_LEN, KIND_RENDEZVOUS, MAX_DATAGRAM, Addr, Frame, Header, encode_frames, \
     encode_peer_body
 from .handshake import TRANSPORT_OVERHEAD, Keys, PairSecurity
-from .rendezvous import Message, encode_message
+from .rendezvous_messages import Message, encode_message
 from .seal import INSTANCE_LEN, session_seal
 from .stun import looks_like_stun
 from .token import SessionToken

@@ -14,7 +14,8 @@ import os
 from covim_p2p.proto.framing import KIND_RENDEZVOUS
 from covim_p2p.proto.invite import InviteWaiter
 from covim_p2p.proto.seal import session_seal
-from covim_p2p.proto.rendezvous import Introducer, Invite, InviteAnswered, Join, Welcome, encode_message
+from covim_p2p.proto.rendezvous import Introducer, InviteAnswered
+from covim_p2p.proto.rendezvous_messages import Invite, Join, Welcome, encode_message
 from covim_p2p.proto.token import SessionToken
 
 NONCE = bytes(range(16))

@@ -32,7 +32,8 @@ from covim_p2p.proto.messages import M_SIGNED
 from covim_p2p.proto.events import Joined, JoinFailed, PeerDown, PeerUp, Problem
 from covim_p2p.proto.membership import JOIN_RETRY_FIRST, JOIN_TIMEOUT
 from covim_p2p.proto.node import REPROBE_WINDOW, PeerNode
-from covim_p2p.proto.rendezvous import Introducer, Member, Welcome, decode_message_untrusted, encode_message
+from covim_p2p.proto.rendezvous import Introducer
+from covim_p2p.proto.rendezvous_messages import Member, Welcome, decode_message_untrusted, encode_message
 from covim_p2p.proto.token import SessionToken
 
 sys.path.insert(0, str(Path(__file__).parent))  # the fakenet helper, whatever the import mode

@@ -1,4 +1,4 @@
-"""The introducer machine and the rendezvous message codec.
+"""The introducer machine (rendezvous.py) and the rendezvous message codec (rendezvous_messages.py).
 
 The introducer is driven directly with datagrams and an explicit ``now``; what
 it says is read back from ``datagrams_to_send`` (remote members) and from the
@@ -16,10 +16,9 @@ from hypothesis import strategies as st
 from covim_p2p.proto.codec import DecodeError
 from covim_p2p.proto.framing import KIND_PEER, KIND_RENDEZVOUS, Hello, encode_datagram, encode_frames
 from covim_p2p.proto.seal import session_seal
-from covim_p2p.proto.rendezvous import (CLAIM_WAIT, MAX_MEMBERS, MAX_NAME, MEMBER_TIMEOUT, Check, Introducer, Join,
-                                        Leave, Member,
-                                        PeerJoined, PeerLeft, Reject, Welcome, decode_message_untrusted,
-                                        encode_message)
+from covim_p2p.proto.rendezvous import CLAIM_WAIT, MEMBER_TIMEOUT, Introducer
+from covim_p2p.proto.rendezvous_messages import (MAX_MEMBERS, MAX_NAME, Check, Join, Leave, Member, PeerJoined,
+                                                 PeerLeft, Reject, Welcome, decode_message_untrusted, encode_message)
 
 SESSION = 0x5EC0_0001
 SECRET = b"s" * 16
