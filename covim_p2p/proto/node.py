@@ -3,18 +3,14 @@
 Rules of the machine:
 
 * Joining, and staying a member, is membership.py's: ``state`` is
-  ``joining``, ``joined``, ``failed`` or ``left``.  Links exist only while
-  ``joined``: every member the introducer names gets one (link.py), and a
-  newcomer under a name we link to replaced whoever held it.
+  ``joining``, ``joined``, ``failed`` or ``left``.  Which links exist (made
+  for every member the introducer names, up, dropped, probed again after a
+  loss) is lifecycle.py's; each link's own upkeep is link.py's.
 * What an up link's channel carries for the document (signed records,
   WANT, awareness) is docsync.py's: the node tells it which links came up,
   went down, or completed messages.
 * Peer datagrams from a peer we have no link to are answered with BYE unless
   they carry HELLO (a new link), so a stale link is torn down and rebuilt.
-* A link lost to silence (or to ``BYE "no such link"``) is probed again for
-  ``REPROBE_WINDOW``: once introduced, peers find each other again after an
-  outage or a laptop's sleep even when the host is gone.  A peer that said
-  goodbye, or broke the protocol, is not.
 * With a TURN client (``turn``), membership.py offers the relayed address;
   we permit every member's addresses on the relay, datagrams the relay brings
   are handled like direct ones, and a link that came up through the relay
@@ -28,9 +24,8 @@ Rules of the machine:
   ourselves, rendezvous only from the introducer's address) come before the
   seal opens anything, and the seal rate-limits key derivations for unknown
   senders.  A HELLO from a peer the introducer has not named yet makes a
-  link only while fewer than ``MAX_UNINTRODUCED`` such links exist and fewer
-  than ``MAX_LINKS`` in all; only introduced links are probed again after a
-  loss.  Every refusal is counted in ``drops`` by reason.
+  link only within lifecycle.py's limits.  Every refusal is counted in
+  ``drops`` by reason.
 
 No clock, no sockets: ``now`` is passed in, datagrams go out through
 ``datagrams_to_send``.  Inputs from the editor are ``local_edits`` and
@@ -52,25 +47,22 @@ from .codec import DecodeError
 from .docsync import DocumentSync
 from .drops import Drops
 from .document import SharedDocument
-from .events import Event, PeerDown, PeerUp
+from .events import Event
 from .forwarding import Forwarding, via_of
 from .framing import KIND_HANDSHAKE, KIND_RENDEZVOUS, Ack, Addr, Bye, Data, Forward, Frame, Hello, \
     decode_datagram_untrusted, decode_peer_body_untrusted
 from .ledger import Ledger
-from .link import PING_INTERVAL, Link
+from .lifecycle import LinkLifecycle
+from .link import Link
 from .membership import JOIN_TIMEOUT, Membership
 from .presence import Presence
 from .registration import Registration
 from .rendezvous import Introducer
-from .rendezvous_messages import MAX_MEMBERS, Member, Message, decode_message_untrusted
+from .rendezvous_messages import Member, Message, decode_message_untrusted
 from .token import SessionToken
 from .handshake import Keys
 from .turn import TurnClient
 from .wire import PeerWire
-
-REPROBE_WINDOW = 300.0
-MAX_LINKS = MAX_MEMBERS  # links in all (the introducer admits no more members)
-MAX_UNINTRODUCED = 8  # links opened by a HELLO before the introducer named the peer
 
 
 class _Refused(DecodeError):
@@ -99,7 +91,6 @@ class PeerNode:
         self.drops = Drops()
         self._now = now
         self._events: deque[Event] = deque()
-        self._last_epoch = 0
         self.wire = PeerWire(token, peer_id, turn, random_bytes, author=self.author, drops=self.drops)
         # The host's document is the session's first state.  A host that registers with a public
         # introducer (``register``: the REGISTER datagram, introduction.py) holds it too.
@@ -108,11 +99,13 @@ class PeerNode:
                                  synced=introducer is not None or register is not None)
         self._forwarding = Forwarding(self.links, self.drops, self._send_frames, self._receive)
         self.wire.forward = self._forwarding.out  # forwarding.py: paths through a mesh peer
-        self._reported_down: set[int] = set()  # peers whose loss the user was told about
-        self._lost: dict[int, float] = {}  # peer id -> until when we keep probing it again
+        # Whom the introducer names gets a link: lifecycle.py's, made next (it reads our membership).
         self.membership = Membership(name=name, token=token, peer_id=peer_id, wire=self.wire, now=now,
                                      join_timeout=join_timeout, candidates=candidates, introducer=introducer,
-                                     register=register, named=self._named, events=self._events, drops=self.drops)
+                                     register=register, named=lambda *named: self.lifecycle.named(*named),
+                                     events=self._events, drops=self.drops)
+        self.lifecycle = LinkLifecycle(self.links, peer_id=peer_id, wire=self.wire, membership=self.membership,
+                                       sync=self.sync, drops=self.drops, events=self._events)
 
     # ---- membership (membership.py) ------------------------------------------
 
@@ -268,36 +261,6 @@ class PeerNode:
         """The host's in-process introducer talks to us here."""
         self.membership.on_rendezvous(msg, self.membership.introducer_addr, self._now)
 
-    def _named(self, member: Member, introducer_addr: Addr, now: float, newcomer: bool) -> None:
-        """The introducer names a member (membership.py): link to it.  A name is one member's: a
-        newcomer under a name we link to replaced a stale member (a crashed peer rejoined; the
-        introducer checked the old one was gone)."""
-        if newcomer:
-            for link in [l for l in self.links.values() if l.name == member.name and l.peer_id != member.peer_id]:
-                self._drop_link(link, "rejoined")
-        self._ensure_link(member, introducer_addr, now)
-
-    def _ensure_link(self, member: Member, introducer_addr: Addr, now: float, introduced: bool = True) -> Link | None:
-        if member.peer_id == self.peer_id:
-            return None
-        self.wire.security.expect(member.peer_id, member.static)
-        link = self.links.get(member.peer_id)
-        if link is None:
-            if len(self.links) >= MAX_LINKS or (not introduced and sum(
-                    not l.introduced for l in self.links.values()) >= MAX_UNINTRODUCED):
-                self.drops.add("too many links")
-                return None
-            self._last_epoch += 1
-            link = Link(member.peer_id, member.name, member.addr or introducer_addr, created=now,
-                        next_hello=now, last_rx=now, epoch=self._last_epoch, introduced=introduced)
-            self.links[member.peer_id] = link
-        link.introduced = link.introduced or introduced
-        link.learn(member, self.candidates, now)
-        self.wire.permit((link.addr, *member.candidates), now)  # it may have to reach us through our relay
-        if member.addr is None:
-            link.is_host = True
-        return link
-
     def _on_peer_datagram(self, sender: int, src_epoch: int, dst_epoch: int, frames: list[Frame],
                           addr: Addr, now: float, via_relay: bool = False, keys: Keys | None = None) -> None:
         if self.state != "joined":
@@ -311,7 +274,7 @@ class PeerNode:
                     self.wire.send_frames([Bye("no such link")], addr, sender)
                 self.drops.add("no such link")
                 return
-            link = self._ensure_link(Member(sender, hello.name[:64], addr), addr, now, introduced=False)
+            link = self.lifecycle.ensure(Member(sender, hello.name[:64], addr), addr, now, introduced=False)
             if link is None:
                 return
         if src_epoch < link.peer_epoch or (src_epoch == 0 and not all(isinstance(f, Bye) for f in frames)):
@@ -332,7 +295,7 @@ class PeerNode:
         if keys is not None:  # what the handshake proved: who this is, and whether it may write
             link.client_id, link.writer, link.author = keys.client_id, keys.writer, keys.author
         if not link.up:
-            self._link_up(link, now)
+            self.lifecycle.up(link, now)
         for frame in frames:
             if isinstance(frame, (Data, Ack)) and not current:
                 continue
@@ -342,46 +305,18 @@ class PeerNode:
             elif isinstance(frame, Bye):
                 if dst_epoch not in (0, link.epoch):
                     continue
-                self._drop_link(link, frame.reason or "closed the link", reprobe=frame.reason == "no such link")
+                self.lifecycle.drop(link, frame.reason or "closed the link", now,
+                                    reprobe=frame.reason == "no such link")
                 return
             else:
                 try:
                     link.on_frame(frame, now)
                 except ChannelError as exc:
-                    self._drop_link(link, f"protocol error: {exc}")
+                    self.lifecycle.drop(link, f"protocol error: {exc}", now)
                     return
         malformed = self.sync.deliver(link, now)
         if malformed is not None:
-            self._drop_link(link, malformed)
-
-    def _link_up(self, link: Link, now: float) -> None:
-        link.up = True
-        link.hello_reply_due = True
-        link.next_ping = now + PING_INTERVAL
-        self.sync.link_up(link, now)
-        self._reported_down.discard(link.peer_id)
-        self._lost.pop(link.peer_id, None)
-        self._events.append(PeerUp(link.peer_id, link.name))
-
-    def _drop_link(self, link: Link, reason: str, reprobe: bool = False) -> None:
-        if self.links.pop(link.peer_id, None) is None:
-            return
-        self.sync.link_down(link)
-        # The introducer keeps naming a vanished peer for a while, so we probe it
-        # again; that probe failing is no news to the user.
-        if link.up or link.peer_id not in self._reported_down:
-            self._reported_down.add(link.peer_id)
-            self._events.append(PeerDown(link.peer_id, link.name, reason))
-        reprobe = reprobe and link.introduced  # a HELLO the introducer never confirmed is not chased
-        until = self._lost.setdefault(link.peer_id, self._now + REPROBE_WINDOW) if reprobe else 0.0
-        if self._now < until and self.state == "joined":
-            again = self._ensure_link(Member(link.peer_id, link.name, link.addr, link.candidates), link.addr,
-                                      self._now)
-            if again is not None:
-                again.is_host = link.is_host
-        else:
-            self._lost.pop(link.peer_id, None)
-            self.wire.security.forget(link.peer_id)  # bounded: a long session sees many peers come and go
+            self.lifecycle.drop(link, malformed, now)
 
     # ---- timers --------------------------------------------------------------
 
@@ -407,14 +342,14 @@ class PeerNode:
         self.presence.handle_timer(now)
         for link in list(self.links.values()):
             if now >= link.deadline():
-                self._drop_link(link, "stopped answering" if link.up else
-                                f"could not be reached at {link.addr[0]}:{link.addr[1]}", reprobe=True)
+                self.lifecycle.drop(link, "stopped answering" if link.up else
+                                    f"could not be reached at {link.addr[0]}:{link.addr[1]}", now, reprobe=True)
             elif link.up:
                 if link.tick(now):  # link.py: did our NAT rebind?
                     self.membership.join_soon(now)  # the introducer sees where we are now
                 self.sync.resync(link, now)
             elif link.take_held_relay(now):
-                self._link_up(link, now)
+                self.lifecycle.up(link, now)
             elif now >= link.next_hello:
                 self._forwarding.choose(link, now)  # the last resort, for a link probing long
                 link.probe(now)

@@ -30,8 +30,9 @@ from covim_p2p.proto.hoststack import HostStack
 from covim_p2p.proto.link import LINK_TIMEOUT, PING_INTERVAL, PROBE_MAX, PROBE_TIMEOUT, RESYNC_INTERVAL
 from covim_p2p.proto.messages import M_SIGNED
 from covim_p2p.proto.events import Joined, JoinFailed, PeerDown, PeerUp, Problem
+from covim_p2p.proto.lifecycle import REPROBE_WINDOW
 from covim_p2p.proto.membership import JOIN_RETRY_FIRST, JOIN_TIMEOUT
-from covim_p2p.proto.node import REPROBE_WINDOW, PeerNode
+from covim_p2p.proto.node import PeerNode
 from covim_p2p.proto.rendezvous import Introducer
 from covim_p2p.proto.rendezvous_messages import Member, Welcome, decode_message_untrusted, encode_message
 from covim_p2p.proto.token import SessionToken
@@ -357,7 +358,7 @@ def test_with_the_host_gone_peers_find_each_other_again_after_an_outage():
     assert mesh.full_mesh() and mesh.converged()
     assert str(p1.document) == "p1 alone hello 世界\n p2 alone"
     assert [d.reason for d in mesh.events("p2", PeerDown)] == ["left the session", "stopped answering"]
-    assert not p1._lost and not p2._lost
+    assert not p1.lifecycle._lost and not p2.lifecycle._lost
 
 
 def test_peer_vanishing_without_bye_is_detected_after_link_timeout():
