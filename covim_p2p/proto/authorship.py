@@ -102,10 +102,6 @@ class Record:
     sig: bytes
 
     @property
-    def client_id(self) -> int:
-        return client_id_of(self.author)
-
-    @property
     def checkpoint(self) -> bool:
         return self.kind == CHECKPOINT
 

@@ -21,6 +21,14 @@ class DecodeError(ValueError):
     """Raised for any malformed input; the datagram carrying it is dropped."""
 
 
+class Refused(DecodeError):
+    """Well-formed input a machine will not take: ``reason`` is its drop count's key (drops.py)."""
+
+    def __init__(self, reason: str, text: str = "") -> None:
+        super().__init__(text or reason)
+        self.reason = reason
+
+
 MAX_VARUINT_BYTES = 10
 _U16 = struct.Struct("!H")
 _U64 = struct.Struct("!Q")

@@ -51,7 +51,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .codec import DecodeError, Reader, Writer
+from .codec import DecodeError, Reader, Refused, Writer
 from .drops import Drops
 from .framing import HEADER_LEN, KIND_HANDSHAKE, KIND_PEER, Addr, Header, decode_datagram_untrusted, encode_datagram
 from . import authorship
@@ -76,12 +76,6 @@ PATTERN = "XXpsk3"
 _U32 = struct.Struct("!I")
 _U64 = struct.Struct("!Q")
 _NONCE = struct.Struct("<Q")
-
-
-class Refused(DecodeError):
-    def __init__(self, reason: str, text: str = "") -> None:
-        super().__init__(text or reason)
-        self.reason = reason
 
 
 @dataclass

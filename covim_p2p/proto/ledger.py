@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pycrdt import get_update, merge_updates
 
 from .authorship import CHANGE, CHECKPOINT, AuthorKey, Material, Record, client_id_of, record_signed, sign_record
-from .codec import DecodeError, read_varuint
+from .codec import DecodeError, Refused, read_varuint
 from .document import ALL, SharedDocument, covers, decode_state_vector_untrusted, encode_state_vector
 from .drops import Drops
 from .keys import SessionKeys
@@ -79,7 +79,6 @@ class _Author:
     records: dict[int, _Item] = field(default_factory=dict)  # seq > cp seq (or ahead of known)
     known: int = 0
     applied: int = 0
-    bytes: int = 0
 
     @property
     def cp_seq(self) -> int:
@@ -115,25 +114,19 @@ def items_only_of(update: bytes, client: int, start: int, end: int) -> None:
     to ``end``: nothing of anyone else, nothing past ``end``, something at ``end - 1``, and its
     first item at ``start`` (a v1 update opens with: clients, structs, client, clock)."""
     if end < start or _has_structs(update, {client: end}):
-        raise _Refused("forged edit")
+        raise Refused("forged edit")
     if end > start:
         if not _has_structs(update, {client: end - 1}):
-            raise _Refused("forged edit")
+            raise Refused("forged edit")
         try:
             pos = 0
             for _ in range(3):
                 _, pos = read_varuint(update, pos)
             first, _ = read_varuint(update, pos)
         except DecodeError:
-            raise _Refused("forged edit") from None
+            raise Refused("forged edit") from None
         if first != start:
-            raise _Refused("forged edit")
-
-
-class _Refused(DecodeError):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+            raise Refused("forged edit")
 
 
 class Ledger:
@@ -263,16 +256,13 @@ class Ledger:
 
     def _store(self, a: _Author, item: _Item) -> None:
         a.records[item.record.seq] = item
-        size = item.record.size()
-        a.bytes += size
-        self.bytes += size
+        self.bytes += item.record.size()
 
     def _set_checkpoint(self, a: _Author, item: _Item) -> None:
         seq = item.record.seq
         gone = [s for s in a.records if s <= seq]
         freed = sum(a.records.pop(s).record.size() for s in gone) + (a.cp.record.size() if a.cp else 0)
         a.cp = item
-        a.bytes += item.record.size() - freed
         self.bytes += item.record.size() - freed
         a.known = max(a.known, seq)
 
@@ -293,26 +283,23 @@ class Ledger:
                     a.applied = item.record.seq
                     have = self.document.have()
                     progress = True
-        waiting = {a.public: a.pending() for a in self.authors.values() if a.applied < a.known}
-        if not any(items and items[0].record.checkpoint for items in waiting.values()):
+        waiting = [(a, a.pending()) for a in self.authors.values() if a.applied < a.known]
+        if not any(items[0].record.checkpoint for _, items in waiting):
             return
         have = self.document.have()
         while waiting:  # the largest set whose needs it covers together with the document
             provided = dict(have)
-            for public, items in waiting.items():
-                client = self.authors[public].client
-                provided[client] = max(provided.get(client, 0), *(i.record.end for i in items))
-            short = [p for p, items in waiting.items() if not all(covers(provided, i.need) for i in items)]
-            if not short:
+            for a, items in waiting:
+                provided[a.client] = max(provided.get(a.client, 0), *(i.record.end for i in items))
+            kept = [(a, items) for a, items in waiting if all(covers(provided, i.need) for i in items)]
+            if len(kept) == len(waiting):
                 break
-            for p in short:
-                del waiting[p]
+            waiting = kept
         if waiting:
-            updates = [i.record.update for items in waiting.values() for i in items]
+            updates = [i.record.update for _, items in waiting for i in items]
             self.document.apply_verified(merge_updates(*updates) if len(updates) > 1 else updates[0])
-            for public, items in waiting.items():
-                a = self.authors[public]
-                a.applied = max(i.record.seq for i in items)
+            for a, items in waiting:
+                a.applied = items[-1].record.seq
 
     # ---- WANT and its answer ---------------------------------------------------------
 

@@ -43,7 +43,7 @@ from typing import Any
 from ..editor.edits import TextEdit
 from .authorship import AuthorKey
 from .channel import ChannelError
-from .codec import DecodeError
+from .codec import DecodeError, Refused
 from .docsync import DocumentSync
 from .drops import Drops
 from .document import SharedDocument
@@ -63,12 +63,6 @@ from .token import SessionToken
 from .handshake import Keys
 from .turn import TurnClient
 from .wire import PeerWire
-
-
-class _Refused(DecodeError):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class PeerNode:
@@ -233,20 +227,20 @@ class PeerNode:
             try:
                 header, _ = decode_datagram_untrusted(data)  # cheap checks first: no crypto yet
             except DecodeError:
-                raise _Refused("garbled") from None
+                raise Refused("garbled") from None
             if header.session != self.token.session:
-                raise _Refused("other session")
+                raise Refused("other session")
             if header.sender == self.peer_id:
-                raise _Refused("from ourselves")
+                raise Refused("from ourselves")
             if header.kind == KIND_RENDEZVOUS and (via_relay or header.sender != Introducer.ID
                                                    or not self.membership.is_introducer(addr)):
-                raise _Refused("not from our introducer")
+                raise Refused("not from our introducer")
             if header.kind == KIND_RENDEZVOUS:
                 header, body = self.wire.open_rendezvous(data, now)
                 self.membership.on_rendezvous(decode_message_untrusted(body), addr, now)
             elif header.kind == KIND_HANDSHAKE:
                 if self.state != "joined":
-                    raise _Refused("not joined")
+                    raise Refused("not joined")
                 for peer_id in self.wire.receive_handshake(data, addr, now, via_relay):
                     link = self.links.get(peer_id)
                     if link is not None:
