@@ -78,17 +78,22 @@ def test_a_bad_setting_is_a_sentence_and_the_peer_is_still_built():
         h.sock.close()
 
 
+def _printed_token(host: subprocess.Popen) -> str:
+    """The token a headless host prints as one JSON line (within 5 s), or ""."""
+    token = ""
+    deadline = time.monotonic() + 5
+    while not token and time.monotonic() < deadline:
+        token = json.loads(host.stdout.readline()).get("token", "")
+    return token
+
+
 def test_headless_host_and_join_share_a_document_over_loopback(tmp_path):
     """``python -m covim_p2p``: the same assembly as the plugin, with no Neovim at all."""
     cmd = [sys.executable, "-m", "covim_p2p"]
     host = subprocess.Popen(cmd + ["host", "--bind", "127.0.0.1", "--name", "h", "--text", "hello",
                                    "--seconds", "4"], stdout=subprocess.PIPE, text=True)
     try:
-        token = ""
-        deadline = time.monotonic() + 5
-        while not token and time.monotonic() < deadline:
-            line = json.loads(host.stdout.readline())
-            token = line.get("token", "")
+        token = _printed_token(host)
         joined = subprocess.run(cmd + ["join", token, "--bind", "127.0.0.1", "--name", "j", "--append", " world",
                                        "--seconds", "1.5"], capture_output=True, text=True, timeout=10)
         final = json.loads(joined.stdout.splitlines()[-1])
@@ -160,11 +165,7 @@ def test_headless_peers_over_ipv6_and_across_dual_stack_and_ipv4_only(host_args,
     host = subprocess.Popen(cmd + ["host", *host_args, "--name", "h", "--text", "hello", "--seconds", "4"],
                             stdout=subprocess.PIPE, text=True)
     try:
-        token = ""
-        deadline = time.monotonic() + 5
-        while not token and time.monotonic() < deadline:
-            line = json.loads(host.stdout.readline())
-            token = line.get("token", "")
+        token = _printed_token(host)
         assert SessionToken.decode(token).addrs[0][0] == host_args[-1]
         joined = subprocess.run(cmd + ["join", token, *join_args, "--name", "j", "--append", " world",
                                        "--seconds", "1.5"], capture_output=True, text=True, timeout=10)
